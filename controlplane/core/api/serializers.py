@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from controlplane.core.models import AuditEvent, Operation, OperationStep
+
+
+class OperationStepSerializer(serializers.ModelSerializer[OperationStep]):
+    class Meta:
+        model = OperationStep
+        fields = ["name", "status", "attempts", "started_at", "finished_at", "detail"]
+        read_only_fields = fields
+
+
+class OperationTargetSerializer(serializers.Serializer[Any]):
+    type = serializers.CharField()
+    id = serializers.CharField()
+
+
+class OperationErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class OperationSerializer(serializers.ModelSerializer[Operation]):
+    target = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    steps = OperationStepSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Operation
+        fields = [
+            "id", "kind", "target", "status", "progress", "steps", "error", "attempts",
+            "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OperationTargetSerializer)
+    def get_target(self, op: Operation) -> dict[str, str]:
+        return {"type": op.target_type, "id": op.target_id}
+
+    @extend_schema_field(OperationErrorSerializer(allow_null=True))
+    def get_error(self, op: Operation) -> dict[str, str] | None:
+        if not op.error_code:
+            return None
+        return {"code": op.error_code, "message": op.error_message}
+
+
+class OperationRefSerializer(serializers.ModelSerializer[Operation]):
+    """The short form embedded in 202 answers: ``{"id": "op_…", "status": …}``."""
+
+    class Meta:
+        model = Operation
+        fields = ["id", "status", "progress"]
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "actor", "action", "target", "data", "source_ip", "created_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField())
+    def get_actor(self, event: AuditEvent) -> dict[str, str | None]:
+        return {
+            "label": event.actor_label,
+            "user": event.actor_user_id,
+            "token": event.actor_token_id,
+        }
+
+    @extend_schema_field(OperationTargetSerializer)
+    def get_target(self, event: AuditEvent) -> dict[str, str]:
+        return {"type": event.target_type, "id": event.target_id}

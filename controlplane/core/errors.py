@@ -1,0 +1,156 @@
+"""Domain errors and the problem+json rendering of every API error (RFC 9457).
+
+Services raise the domain errors below; they never import the API layer. The exception
+handler turns them, and DRF's own errors, into
+``{"type", "title", "status", "detail", "errors": {field: [msg]}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://docs.lakeplane.dev/errors/"
+
+
+class LakeplaneError(Exception):
+    status_code = 400
+    code = "invalid"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or {}
+
+
+class InvalidInput(LakeplaneError):
+    """Input that parses but breaks a rule (422)."""
+
+    status_code = 422
+    code = "invalid-input"
+    title = "Invalid input"
+
+
+class Conflict(LakeplaneError):
+    """The request is valid but the resource's current state forbids it (409)."""
+
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class NotFound(LakeplaneError):
+    status_code = 404
+    code = "not-found"
+    title = "Not found"
+
+
+def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF nests errors for nested serializers; problem+json wants ``{"a.b": [msg]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = "non_field_errors" if key in ("non_field_errors", "__all__") else str(key)
+            out.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
+    elif isinstance(errors, list):
+        if all(not isinstance(e, (dict, list)) for e in errors):
+            out[prefix or "non_field_errors"] = [str(e) for e in errors]
+        else:
+            for i, value in enumerate(errors):
+                if value:
+                    out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix or "non_field_errors"] = [str(errors)]
+    return out
+
+
+def problem(
+    status_code: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    errors: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "errors": errors or {},
+    }
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Permission denied",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+}
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, LakeplaneError):
+        body = problem(exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
+        return Response(body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, DjangoValidationError):
+        errors = _flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        exc = exceptions.ValidationError(errors)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: Django's 500 handler (also problem+json) takes it
+    assert isinstance(exc, exceptions.APIException)
+    code = response.status_code
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        detail = "The request has invalid fields; see errors."
+        if list(errors) == ["non_field_errors"] and len(errors["non_field_errors"]) == 1:
+            detail = errors["non_field_errors"][0]
+        body = problem(code, _TITLES[400], detail, code="validation", errors=errors)
+    else:
+        detail = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else str(exc)
+        slug = exc.default_code.replace("_", "-") if isinstance(exc.default_code, str) else "error"
+        body = problem(code, _TITLES.get(code, "Error"), detail, code=slug)
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _json_problem(status_code: int, title: str, detail: str, code: str) -> JsonResponse:
+    return JsonResponse(
+        problem(status_code, title, detail, code=code),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_problem(404, "Not found", "No such resource.", "not-found")
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return _json_problem(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "Lakeplane hit an unexpected error; it has been logged.",
+        "internal",
+    )

@@ -1,0 +1,117 @@
+"""Durable operations and the audit log."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from controlplane.core.ids import PrefixedIdField
+
+
+class OperationStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+TERMINAL_STATUSES = {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELED}
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Operation(models.Model):
+    """A long-running change to cloud resources: ordered steps run by Celery tasks."""
+
+    id = PrefixedIdField("op")
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="operations"
+    )
+    kind = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=40)
+    status = models.CharField(
+        max_length=10, choices=OperationStatus.choices, default=OperationStatus.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Inputs the workflow needs beyond the target row (ids and settings only, never secrets).
+    params = models.JSONField(default=dict, blank=True)
+    # Resource ids recorded the moment AWS returns them, so a resumed step adopts them.
+    resources = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "-id"], name="op_org_recent"),
+            models.Index(fields=["target_type", "target_id"], name="op_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.kind} {self.status}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class OperationStep(models.Model):
+    id = PrefixedIdField("step")
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "position"], name="uniq_step_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}#{self.position} {self.name} {self.status}"
+
+
+class AuditEvent(models.Model):
+    id = PrefixedIdField("evt")
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="audit_events"
+    )
+    actor_user = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_token = models.ForeignKey(
+        "tenancy.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too: the log must still say who acted after a user or token is deleted.
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=40)
+    data = models.JSONField(default=dict, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-id"], name="audit_org_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.target_type}:{self.target_id}"

@@ -1,0 +1,124 @@
+"""The org-scoped API base: the secure path is the only path.
+
+Every endpoint under ``/api/v1/orgs/{org}/`` derives from :class:`OrgScopedViewSet`, which
+
+* resolves ``{org}`` from the URL and the caller's role in it (a user's membership, or the
+  org an API token belongs to); a caller who is not in the org gets 404, as if it did not exist;
+* checks the role against a declarative map per HTTP method (``required_roles``) or per
+  action (``action_roles``), answering 403 when the caller is in the org but may not act;
+* scopes every queryset to that org through ``org_lookup``.
+
+Subclasses cannot override ``get_queryset``/``get_object`` (refused when the class is
+created); they narrow queries in :meth:`safely_get_queryset`. Reaching past the org filter
+needs a method whose name starts with ``dangerously_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from rest_framework import exceptions, mixins, viewsets
+from rest_framework.request import Request
+
+from controlplane.core.audit import Actor
+from controlplane.core.roles import Role, role_at_least
+
+FORBIDDEN_OVERRIDES = ("get_queryset", "get_object", "initial")
+
+DEFAULT_REQUIRED_ROLES: dict[str, Role] = {
+    "GET": Role.VIEWER,
+    "HEAD": Role.VIEWER,
+    "OPTIONS": Role.VIEWER,
+    "POST": Role.MEMBER,
+    "PUT": Role.MEMBER,
+    "PATCH": Role.MEMBER,
+    "DELETE": Role.MEMBER,
+}
+
+
+class _ScopedViewSetMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        cls = super().__new__(mcs, name, bases, attrs)
+        if attrs.get("_scoping_base", False):
+            return cls
+        for method in FORBIDDEN_OVERRIDES:
+            if method in attrs:
+                raise TypeError(
+                    f"{name} overrides {method}(); org scoping is applied by OrgScopedViewSet. "
+                    "Narrow the queryset in safely_get_queryset() instead."
+                )
+        return cls
+
+
+class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  # type: ignore[type-arg]
+    _scoping_base: ClassVar[bool] = True
+
+    lookup_value_regex = r"[a-z]+_[0-9a-z]+"
+    # Path from the model to its organization, e.g. "organization" or "cluster__organization".
+    org_lookup: ClassVar[str] = "organization"
+    required_roles: ClassVar[dict[str, Role]] = DEFAULT_REQUIRED_ROLES
+    action_roles: ClassVar[dict[str, Role]] = {}
+
+    organization: Any
+    role: Role
+
+    # ---- the one entry point --------------------------------------------------------------
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.organization, self.role = resolve_org_role(request, self.kwargs.get("org", ""))
+        required = self.action_roles.get(self.action or "") or self.required_roles.get(
+            request.method or "GET", Role.OWNER
+        )
+        if not role_at_least(self.role, required):
+            raise exceptions.PermissionDenied(
+                f"This needs the {required.value} role in {self.organization.slug}; "
+                f"you have {self.role.value}."
+            )
+
+    def get_queryset(self) -> QuerySet[Any]:
+        queryset = super().get_queryset().filter(**{self.org_lookup: self.organization})
+        return self.safely_get_queryset(queryset)
+
+    def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset
+
+    def get_object(self) -> Model:
+        return super().get_object()  # type: ignore[no-any-return]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
+
+
+def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
+    """The caller's organization and role, or 404 if the caller is not in it."""
+    from controlplane.tenancy.models import ApiToken, Membership
+
+    not_found = exceptions.NotFound("No such organization.")
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    if token is not None:
+        if token.organization.slug != slug:
+            raise not_found
+        return token.organization, Role(token.role)
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(organization__slug=slug, user_id=request.user.pk)
+        .first()
+    )
+    if membership is None:
+        raise not_found
+    return membership.organization, Role(membership.role)
+
+
+class OrgScopedModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrgScopedViewSet,
+):
+    """Convenience: CRUD routed through services by the subclass's perform_* methods."""
+
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]

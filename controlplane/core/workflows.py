@@ -1,0 +1,280 @@
+"""Durable workflows: an Operation is an ordered list of steps, each run by one Celery task.
+
+A workflow kind is registered once with its step functions. ``start_operation`` writes the
+Operation and its steps and, when the transaction commits, sends ``advance_operation`` with
+the operation's id. Each delivery of that task runs at most one step:
+
+1. claim: lock the row, skip if finished, respect another worker's lease, mark the step
+   running and lease it (committed at once so progress is visible);
+2. run the step function, outside any transaction: a step records the ids it creates on
+   ``operation.resources`` as it goes (``record_resource``), so a resumed step adopts them;
+3. settle: lock the row again and record the outcome.
+
+Step functions signal outcomes explicitly, kopf-style: return for done, raise ``RetryLater``
+to be called again after a delay (AWS still creating), raise ``PermanentError`` to fail the
+operation for good. Anything else is unexpected: retried with backoff, then failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from controlplane.core import audit
+from controlplane.core.audit import Actor
+from controlplane.core.errors import Conflict
+from controlplane.core.models import Operation, OperationStatus, OperationStep, StepStatus
+
+logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):  # noqa: N818 - names the outcome, like kopf's TemporaryError
+    """Not done yet; call the step again after ``delay`` seconds."""
+
+    def __init__(self, detail: str, *, delay: float = 5.0) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.delay = delay
+
+
+class PermanentError(Exception):
+    """The step cannot succeed by trying again; the operation fails with this error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+StepFunction = Callable[[Operation], "str | None"]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: StepFunction
+
+
+@dataclass(frozen=True)
+class Workflow:
+    kind: str
+    steps: Sequence[Step]
+    # Called inside the transaction that finishes the operation (update the target's status).
+    on_succeeded: Callable[[Operation], None] | None = None
+    on_failed: Callable[[Operation], None] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Workflow] = {}
+
+
+def register_workflow(workflow: Workflow) -> Workflow:
+    if workflow.kind in _REGISTRY and _REGISTRY[workflow.kind] is not workflow:
+        raise ValueError(f"workflow {workflow.kind!r} is registered twice")
+    _REGISTRY[workflow.kind] = workflow
+    return workflow
+
+
+def get_workflow(kind: str) -> Workflow:
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise LookupError(f"no workflow registered for kind {kind!r}") from None
+
+
+def start_operation(
+    *,
+    actor: Actor,
+    organization: Any,
+    kind: str,
+    target: models.Model,
+    params: dict[str, Any] | None = None,
+) -> Operation:
+    """Create the operation and its steps; the first step is sent when the caller commits."""
+    workflow = get_workflow(kind)
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            organization=organization,
+            kind=kind,
+            target_type=target._meta.model_name or "",
+            target_id=str(target.pk),
+            params=params or {},
+            created_by=actor.user,
+        )
+        OperationStep.objects.bulk_create(
+            OperationStep(operation=operation, position=i, name=step.name)
+            for i, step in enumerate(workflow.steps)
+        )
+        audit.record(
+            actor=actor,
+            organization=organization,
+            action=f"operation.{kind}.started",
+            target=operation,
+            data={"target": f"{operation.target_type}:{operation.target_id}"},
+        )
+        transaction.on_commit(lambda: send_advance(operation.id))
+    return operation
+
+
+def send_advance(operation_id: str, countdown: float | None = None) -> None:
+    from controlplane.core.tasks import advance_operation
+
+    advance_operation.apply_async((operation_id,), countdown=countdown)
+
+
+def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
+    """Resume a failed operation from the step that failed."""
+    with transaction.atomic():
+        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        if locked.status != OperationStatus.FAILED:
+            raise Conflict(f"Only a failed operation can be retried; this one is {locked.status}.")
+        locked.steps.filter(status=StepStatus.FAILED).update(
+            status=StepStatus.PENDING, attempts=0, finished_at=None
+        )
+        locked.status = OperationStatus.QUEUED
+        locked.error_code = ""
+        locked.error_message = ""
+        locked.finished_at = None
+        locked.lease_until = None
+        locked.save()
+        audit.record(
+            actor=actor,
+            organization=locked.organization,
+            action=f"operation.{locked.kind}.retried",
+            target=locked,
+        )
+        transaction.on_commit(lambda: send_advance(locked.id))
+    return locked
+
+
+def record_resource(operation: Operation, key: str, value: Any) -> None:
+    """Persist a resource id at once (its own commit), so a crash after AWS answered adopts it."""
+    with transaction.atomic():
+        locked = Operation.objects.select_for_update().get(pk=operation.pk)
+        locked.resources = {**locked.resources, key: value}
+        locked.save(update_fields=["resources"])
+    operation.resources = locked.resources
+
+
+# --- the engine behind advance_operation ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    operation: Operation
+    step: OperationStep
+    workflow: Workflow
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task should do next: nothing, advance again, or come back after a delay."""
+
+    next_countdown: float | None = None
+    done: bool = False
+
+
+def claim_next_step(operation_id: str) -> Claim | Outcome:
+    now = timezone.now()
+    with transaction.atomic():
+        operation = Operation.objects.select_for_update().filter(pk=operation_id).first()
+        if operation is None or operation.is_terminal:
+            return Outcome(done=True)  # deleted or finished: a duplicate delivery, nothing to do
+        if operation.lease_until is not None and operation.lease_until > now:
+            # Another worker holds this operation; look again when its lease runs out.
+            return Outcome(next_countdown=(operation.lease_until - now).total_seconds() + 0.1)
+        workflow = get_workflow(operation.kind)
+        step = (
+            operation.steps.exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
+            .order_by("position")
+            .first()
+        )
+        if step is None:
+            _finish(operation, OperationStatus.SUCCEEDED, workflow)
+            return Outcome(done=True)
+        operation.status = OperationStatus.RUNNING
+        operation.started_at = operation.started_at or now
+        operation.attempts += 1
+        operation.lease_until = now + timedelta(seconds=settings.LAKEPLANE_OPERATION_LEASE_SECONDS)
+        operation.save(update_fields=["status", "started_at", "attempts", "lease_until"])
+        step.status = StepStatus.RUNNING
+        step.started_at = step.started_at or now
+        step.attempts += 1
+        step.save(update_fields=["status", "started_at", "attempts"])
+    return Claim(operation=operation, step=step, workflow=workflow)
+
+
+def run_claimed_step(claim: Claim) -> Outcome:
+    step_def = claim.workflow.steps[claim.step.position]
+    try:
+        detail = step_def.run(claim.operation)
+    except RetryLater as wait:
+        return _settle(claim, StepStatus.RUNNING, wait.detail, countdown=wait.delay)
+    except PermanentError as error:
+        return _settle(claim, StepStatus.FAILED, error.message, error=(error.code, error.message))
+    except Exception as exc:
+        logger.exception("step %s of %s raised", claim.step.name, claim.operation.id)
+        if claim.step.attempts >= settings.LAKEPLANE_STEP_MAX_ATTEMPTS:
+            message = f"{claim.step.name} failed after {claim.step.attempts} attempts: {exc}"
+            return _settle(claim, StepStatus.FAILED, message, error=("internal_error", message))
+        backoff = min(60.0, 2.0 ** claim.step.attempts)
+        return _settle(claim, StepStatus.RUNNING, f"retrying after error: {exc}", countdown=backoff)
+    return _settle(claim, StepStatus.SUCCEEDED, detail or "")
+
+
+def _settle(
+    claim: Claim,
+    step_status: StepStatus,
+    detail: str,
+    *,
+    countdown: float | None = None,
+    error: tuple[str, str] | None = None,
+) -> Outcome:
+    now = timezone.now()
+    with transaction.atomic():
+        operation = Operation.objects.select_for_update().get(pk=claim.operation.pk)
+        step = operation.steps.get(pk=claim.step.pk)
+        step.status = step_status
+        step.detail = detail[:2000]
+        if step_status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+            step.finished_at = now
+        step.save(update_fields=["status", "detail", "finished_at"])
+        operation.lease_until = None
+        total = operation.steps.count()
+        done = operation.steps.filter(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED]).count()
+        operation.progress = int(100 * done / total) if total else 100
+        operation.save(update_fields=["lease_until", "progress"])
+        if error is not None:
+            operation.error_code, operation.error_message = error
+            _finish(operation, OperationStatus.FAILED, claim.workflow)
+            return Outcome(done=True)
+    if step_status == StepStatus.SUCCEEDED:
+        return Outcome(next_countdown=0)
+    return Outcome(next_countdown=countdown)
+
+
+def _finish(operation: Operation, status: OperationStatus, workflow: Workflow) -> None:
+    """Inside the caller's transaction, with the row locked: runs once per operation."""
+    operation.status = status
+    operation.finished_at = timezone.now()
+    operation.lease_until = None
+    if status == OperationStatus.SUCCEEDED:
+        operation.progress = 100
+    operation.save()
+    hook = workflow.on_succeeded if status == OperationStatus.SUCCEEDED else workflow.on_failed
+    if hook is not None:
+        hook(operation)
+    audit.record(
+        actor=Actor.system_actor("celery"),
+        organization=operation.organization,
+        action=f"operation.{operation.kind}.{status}",
+        target=operation,
+        data={"error": operation.error_code} if operation.error_code else {},
+    )

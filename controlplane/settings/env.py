@@ -1,0 +1,32 @@
+"""The one place settings read the environment.
+
+Every setting that comes from outside goes through ``env``; a value that production requires
+and that is missing fails at start with ``ImproperlyConfigured`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+env = environ.Env()
+
+
+def data_dir() -> Path:
+    """Where the embedded defaults keep their state (SQLite file, broker folders, secret key)."""
+    path = Path(env.str("LAKEPLANE_DATA_DIR", default=str(BASE_DIR / ".data")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sandbox_secret_key() -> str:
+    """A key generated once per data dir, so sessions survive restarts of the sandbox."""
+    key_file = data_dir() / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()

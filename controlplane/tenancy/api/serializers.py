@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from controlplane.core.roles import Role
+from controlplane.tenancy.models import SLUG_VALIDATOR, ApiToken, Membership, Organization, User
+from controlplane.tenancy.services import MAX_TOKEN_DAYS
+
+
+class UserSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name"]
+        read_only_fields = fields
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    slug = serializers.CharField(max_length=50, validators=[SLUG_VALIDATOR])
+    name = serializers.CharField(max_length=200)
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Organization
+        fields = ["id", "slug", "name", "role", "created_at"]
+        read_only_fields = ["id", "role", "created_at"]
+
+    def get_role(self, org: Organization) -> str | None:
+        roles: dict[str, str] = self.context.get("roles", {})
+        return roles.get(org.pk)
+
+
+class OrganizationUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+
+
+class MeSerializer(serializers.Serializer[Any]):
+    user = UserSerializer()
+    memberships = serializers.ListField(child=serializers.DictField())
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    id = serializers.CharField(source="user.id", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+    joined_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "name", "role", "joined_at"]
+        read_only_fields = fields
+
+
+class MemberCreateSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class TokenSerializer(serializers.ModelSerializer[ApiToken]):
+    created_by = serializers.CharField(source="created_by.email", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id", "name", "role", "prefix", "created_by", "created_at", "expires_at",
+            "last_used_at", "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class TokenCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    role = serializers.ChoiceField(choices=Role.choices)
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True, default=90
+    )
+
+
+class IssuedTokenSerializer(TokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret. Shown only once.")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields

@@ -1,0 +1,43 @@
+"""``manage.py bootstrap --org SLUG --email EMAIL``: the first user of an installation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.validators import validate_email
+
+from controlplane.tenancy import services
+from controlplane.tenancy.models import SLUG_VALIDATOR
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an organization and its owner (idempotent) and print a new API token as "
+        "'token: <api-token>'. The token is shown only this once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--org", required=True, help="organization slug")
+        parser.add_argument("--email", required=True, help="owner's email")
+        parser.add_argument("--name", default=None, help="organization display name")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="also set a console password for the owner (sandbox convenience)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            SLUG_VALIDATOR(options["org"])
+            validate_email(options["email"])
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        org, user, issued = services.bootstrap(
+            org_slug=options["org"], email=options["email"], org_name=options["name"]
+        )
+        if options["password"]:
+            user.set_password(options["password"])
+            user.save(update_fields=["password"])
+        self.stdout.write(f"token: {issued.secret}")

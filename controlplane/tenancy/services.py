@@ -1,0 +1,238 @@
+"""The write path for organizations, members and API tokens.
+
+Each function runs in one transaction, takes the acting ``actor`` as a keyword and writes an
+audit row. Rules that the API layer cannot see (the last owner, role ceilings) live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from controlplane.core import audit
+from controlplane.core.audit import Actor
+from controlplane.core.errors import Conflict, InvalidInput
+from controlplane.core.roles import Role, role_at_least
+from controlplane.tenancy.models import ApiToken, Membership, Organization, User
+
+MAX_TOKEN_DAYS = 365
+
+
+def create_organization(*, actor: Actor, owner: User, name: str, slug: str) -> Organization:
+    with transaction.atomic():
+        if Organization.objects.filter(slug=slug).exists():
+            raise InvalidInput(
+                "That slug is taken.", errors={"slug": [f"An organization '{slug}' exists."]}
+            )
+        try:
+            with transaction.atomic():
+                org = Organization.objects.create(name=name, slug=slug)
+        except IntegrityError:  # a concurrent create won the race
+            raise InvalidInput(
+                "That slug is taken.", errors={"slug": [f"An organization '{slug}' exists."]}
+            ) from None
+        Membership.objects.create(organization=org, user=owner, role=Role.OWNER)
+        audit.record(actor=actor, organization=org, action="organization.created", target=org)
+    return org
+
+
+def update_organization(*, actor: Actor, organization: Organization, name: str) -> Organization:
+    with transaction.atomic():
+        organization.name = name
+        organization.save(update_fields=["name"])
+        audit.record(
+            actor=actor,
+            organization=organization,
+            action="organization.updated",
+            target=organization,
+            data={"name": name},
+        )
+    return organization
+
+
+def delete_organization(*, actor: Actor, organization: Organization) -> None:
+    # Later resources (compute planes, clusters) must block this while they exist; for now the
+    # organization owns only rows in the control plane.
+    with transaction.atomic():
+        organization.delete()
+
+
+def get_or_create_user(email: str) -> User:
+    email = email.strip().lower()
+    user = User.objects.filter(email=email).first()
+    return user or User.objects.create_user(email=email)
+
+
+def add_member(
+    *, actor: Actor, organization: Organization, email: str, role: Role, acting_role: Role
+) -> Membership:
+    if role == Role.OWNER and acting_role != Role.OWNER:
+        raise InvalidInput(
+            "Only an owner can add another owner.", errors={"role": ["Only owners grant owner."]}
+        )
+    with transaction.atomic():
+        user = get_or_create_user(email)
+        if Membership.objects.filter(organization=organization, user=user).exists():
+            raise Conflict(f"{user.email} is already a member of {organization.slug}.")
+        membership = Membership.objects.create(organization=organization, user=user, role=role)
+        audit.record(
+            actor=actor,
+            organization=organization,
+            action="member.added",
+            target=user,
+            data={"email": user.email, "role": role},
+        )
+    return membership
+
+
+def _owners_left_after(membership: Membership) -> int:
+    return (
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Role.OWNER)
+        .exclude(pk=membership.pk)
+        .count()
+    )
+
+
+def change_member_role(
+    *, actor: Actor, membership: Membership, role: Role, acting_role: Role
+) -> Membership:
+    if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
+        raise InvalidInput(
+            "Only an owner can grant or take away the owner role.",
+            errors={"role": ["Only owners change owners."]},
+        )
+    with transaction.atomic():
+        if membership.role == Role.OWNER and role != Role.OWNER and not _owners_left_after(
+            membership
+        ):
+            raise Conflict("An organization needs an owner; make someone else owner first.")
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit.record(
+            actor=actor,
+            organization=membership.organization,
+            action="member.role_changed",
+            target=membership.user,
+            data={"from": old, "to": role},
+        )
+    return membership
+
+
+def remove_member(*, actor: Actor, membership: Membership, acting_role: Role) -> None:
+    if membership.role == Role.OWNER and acting_role != Role.OWNER:
+        raise InvalidInput(
+            "Only an owner can remove an owner.", errors={"role": ["Only owners remove owners."]}
+        )
+    with transaction.atomic():
+        if membership.role == Role.OWNER and not _owners_left_after(membership):
+            raise Conflict("The last owner cannot be removed; make someone else owner first.")
+        # A person who leaves takes their automation with them.
+        ApiToken.objects.filter(
+            organization_id=membership.organization_id,
+            created_by_id=membership.user_id,
+            revoked_at__isnull=True,
+        ).update(revoked_at=timezone.now())
+        audit.record(
+            actor=actor,
+            organization=membership.organization,
+            action="member.removed",
+            target=membership.user,
+            data={"email": membership.user.email},
+        )
+        membership.delete()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def create_token(
+    *,
+    actor: Actor,
+    organization: Organization,
+    created_by: User,
+    name: str,
+    role: Role,
+    acting_role: Role,
+    expires_in_days: int | None,
+) -> IssuedToken:
+    if not role_at_least(acting_role, role):
+        raise InvalidInput(
+            "A token cannot have more power than its creator.",
+            errors={"role": [f"You are {acting_role.value}; a token can be at most that."]},
+        )
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(
+            "Bad expiry.", errors={"expires_in_days": [f"Use 1 to {MAX_TOKEN_DAYS} days."]}
+        )
+    prefix, secret = ApiToken.generate()
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            organization=organization,
+            created_by=created_by,
+            name=name,
+            role=role,
+            prefix=prefix,
+            digest=ApiToken.digest_of(secret),
+            expires_at=expires_at,
+        )
+        audit.record(
+            actor=actor,
+            organization=organization,
+            action="token.created",
+            target=token,
+            data={"name": name, "role": role, "prefix": prefix},
+        )
+    return IssuedToken(token=token, secret=secret)
+
+
+def revoke_token(*, actor: Actor, token: ApiToken) -> None:
+    with transaction.atomic():
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+        audit.record(
+            actor=actor,
+            organization=token.organization,
+            action="token.revoked",
+            target=token,
+            data={"prefix": token.prefix},
+        )
+
+
+def bootstrap(*, org_slug: str, email: str, org_name: str | None = None) -> tuple[
+    Organization, User, IssuedToken
+]:
+    """First user of an installation; idempotent (a re-run issues a fresh token)."""
+    actor = Actor.system_actor("bootstrap")
+    with transaction.atomic():
+        user = get_or_create_user(email)
+        org = Organization.objects.filter(slug=org_slug).first()
+        if org is None:
+            org = create_organization(
+                actor=actor, owner=user, name=org_name or org_slug, slug=org_slug
+            )
+        membership, _ = Membership.objects.get_or_create(
+            organization=org, user=user, defaults={"role": Role.OWNER}
+        )
+        if membership.role != Role.OWNER:
+            membership.role = Role.OWNER
+            membership.save(update_fields=["role"])
+        issued = create_token(
+            actor=actor,
+            organization=org,
+            created_by=user,
+            name=f"bootstrap {timezone.now():%Y-%m-%d %H:%M}",
+            role=Role.OWNER,
+            acting_role=Role.OWNER,
+            expires_in_days=None,
+        )
+    return org, user, issued

@@ -1,0 +1,34 @@
+"""URL map: the REST API under /api/v1, the agent API, health probes, auth, and the console."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from controlplane.core.api.urls import org_urlpatterns as core_org_urls
+from controlplane.core.health import healthz, readyz
+from controlplane.tenancy.api.urls import org_detail_urlpatterns
+from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
+from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
+
+# Every app adds its org-scoped routes here; the generic isolation test walks the URLconf.
+org_scoped_urls = [*tenancy_org_urls, *core_org_urls]
+
+api_v1 = [
+    *tenancy_urls,
+    path("orgs/<str:org>", include(org_detail_urlpatterns)),
+    path("orgs/<str:org>/", include(org_scoped_urls)),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("", include("controlplane.tenancy.urls")),
+]
+
+handler404 = "controlplane.core.errors.handler404"
+handler500 = "controlplane.core.errors.handler500"
