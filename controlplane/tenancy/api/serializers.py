@@ -35,9 +35,16 @@ class OrganizationUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
 
 
+# Declared (rather than a DictField) so the schema, and the console's client generated from it,
+# know a membership's fields. A comment, not a docstring: docstrings land in the schema.
+class MembershipSummarySerializer(serializers.Serializer[Any]):
+    org = serializers.CharField(help_text="The organization's slug.")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
 class MeSerializer(serializers.Serializer[Any]):
     user = UserSerializer()
-    memberships = serializers.ListField(child=serializers.DictField())
+    memberships = MembershipSummarySerializer(many=True)
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):
