@@ -10,3 +10,10 @@ from controlplane.settings.env import env, sandbox_secret_key
 SECRET_KEY = env.str("SECRET_KEY", default="") or sandbox_secret_key()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 LAKEPLANE_MODE = "sandbox"
+
+# The sandbox serves the console's build (frontend/dist) straight from STATICFILES_DIRS, so
+# `npm run build` is enough and no collectstatic step is needed; autorefresh picks up a rebuild's
+# new hashed file names without a restart. Production keeps WhiteNoise's defaults and serves
+# what collectstatic gathered into STATIC_ROOT.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
