@@ -1,0 +1,68 @@
+// The console's typed API client: openapi-fetch over the types generated from the control
+// plane's OpenAPI schema (src/api/schema.d.ts, `npm run gen:api`).
+
+import createClient, { type Middleware } from "openapi-fetch";
+
+import { csrfHeaders } from "./csrf";
+import { ApiError } from "./problem";
+import type { components, paths } from "./schema";
+
+export type Me = components["schemas"]["Me"];
+export type Membership = components["schemas"]["MembershipSummary"];
+export type Organization = components["schemas"]["Organization"];
+export type Operation = components["schemas"]["Operation"];
+
+const csrf: Middleware = {
+  onRequest({ request }) {
+    for (const [name, value] of Object.entries(csrfHeaders(request.method, document.cookie))) {
+      request.headers.set(name, value);
+    }
+    return request;
+  },
+};
+
+// Same origin as the console, so the session cookie goes along with every call.
+export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
+api.use(csrf);
+
+interface Result<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+/** The response body, or an ApiError built from the problem+json the API answered with. */
+export async function unwrap<T>(call: Promise<Result<T>>): Promise<T> {
+  const { data, error, response } = await call;
+  if (!response.ok || error !== undefined) throw new ApiError(response.status, error);
+  return data as T;
+}
+
+export function fetchMe(): Promise<Me> {
+  return unwrap(api.GET("/api/v1/me"));
+}
+
+export function fetchOrganization(org: string): Promise<Organization> {
+  return unwrap(api.GET("/api/v1/orgs/{org}", { params: { path: { org } } }));
+}
+
+export async function fetchRecentOperations(org: string, limit = 10): Promise<Operation[]> {
+  const page = await unwrap(
+    api.GET("/api/v1/orgs/{org}/operations", { params: { path: { org }, query: { limit } } }),
+  );
+  return page.results;
+}
+
+/** Ends the Django session (LogoutView takes POST with the CSRF token only). */
+export async function signOut(): Promise<void> {
+  const response = await fetch("/logout/", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: csrfHeaders("POST", document.cookie),
+    // LogoutView answers with a redirect to /login/; the caller navigates there itself.
+    redirect: "manual",
+  });
+  if (response.type !== "opaqueredirect" && !response.ok) {
+    throw new ApiError(response.status, null);
+  }
+}
