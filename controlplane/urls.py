@@ -1,7 +1,7 @@
 """URL map: the REST API under /api/v1, the agent API, health probes, auth, and the console."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
@@ -11,9 +11,9 @@ from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
 
 # Every app adds its org-scoped routes here; the generic isolation test walks the URLconf.
-org_scoped_urls = [*tenancy_org_urls, *core_org_urls]
+org_scoped_urls: list[URLPattern | URLResolver] = [*tenancy_org_urls, *core_org_urls]
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     *tenancy_urls,
     path("orgs/<str:org>", include(org_detail_urlpatterns)),
     path("orgs/<str:org>/", include(org_scoped_urls)),

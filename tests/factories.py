@@ -58,6 +58,7 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
 class OperationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Operation
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     kind = "test.noop"

@@ -42,7 +42,7 @@ class Actor:
         user = request.user if request.user.is_authenticated else None
         auth = getattr(request, "auth", None)
         token = auth if isinstance(auth, ApiToken) else None
-        return cls(user=user, token=token, source_ip=client_ip(request))  # type: ignore[arg-type]
+        return cls(user=user, token=token, source_ip=client_ip(request))
 
     @classmethod
     def system_actor(cls, name: str) -> Actor:

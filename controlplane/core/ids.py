@@ -15,7 +15,19 @@ from django.utils.deconstruct import deconstructible
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 PREFIXES = {
-    "acct", "cp", "cl", "cat", "ms", "cache", "op", "tok", "usr", "org", "mem", "evt", "step",
+    "acct",
+    "cp",
+    "cl",
+    "cat",
+    "ms",
+    "cache",
+    "op",
+    "tok",
+    "usr",
+    "org",
+    "mem",
+    "evt",
+    "step",
 }
 
 

@@ -76,6 +76,9 @@ class OperationStep(models.Model):
     name = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # Failures in a row (unexpected errors and runs whose worker died), kept apart from
+    # ``attempts`` so that polling AWS with RetryLater never spends the error budget.
+    errors = models.PositiveIntegerField(default=0)
     detail = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

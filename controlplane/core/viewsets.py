@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from rest_framework import exceptions, mixins, viewsets
 from rest_framework.request import Request
 
@@ -83,8 +83,8 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
     def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset
 
-    def get_object(self) -> Model:
-        return super().get_object()  # type: ignore[no-any-return]
+    def get_object(self) -> Any:
+        return super().get_object()
 
     @property
     def actor(self) -> Actor:

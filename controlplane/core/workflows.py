@@ -35,7 +35,7 @@ from controlplane.core.models import Operation, OperationStatus, OperationStep, 
 logger = logging.getLogger(__name__)
 
 
-class RetryLater(Exception):  # noqa: N818 - names the outcome, like kopf's TemporaryError
+class RetryLater(Exception):
     """Not done yet; call the step again after ``delay`` seconds."""
 
     def __init__(self, detail: str, *, delay: float = 5.0) -> None:
@@ -126,7 +126,10 @@ def start_operation(
 def send_advance(operation_id: str, countdown: float | None = None) -> None:
     from controlplane.core.tasks import advance_operation
 
-    advance_operation.apply_async((operation_id,), countdown=countdown)
+    if countdown:
+        advance_operation.apply_async((operation_id,), countdown=countdown)
+    else:
+        advance_operation.apply_async((operation_id,))
 
 
 def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
@@ -224,7 +227,7 @@ def run_claimed_step(claim: Claim) -> Outcome:
         if claim.step.attempts >= settings.LAKEPLANE_STEP_MAX_ATTEMPTS:
             message = f"{claim.step.name} failed after {claim.step.attempts} attempts: {exc}"
             return _settle(claim, StepStatus.FAILED, message, error=("internal_error", message))
-        backoff = min(60.0, 2.0 ** claim.step.attempts)
+        backoff = min(60.0, 2.0**claim.step.attempts)
         return _settle(claim, StepStatus.RUNNING, f"retrying after error: {exc}", countdown=backoff)
     return _settle(claim, StepStatus.SUCCEEDED, detail or "")
 

@@ -134,10 +134,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"bearerAuth": []}],
 }
 
 # --- Celery --------------------------------------------------------------------------------
@@ -197,12 +193,22 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", defau
 OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
 OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
 OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# When set, an ID token from any other issuer is refused (`manage.py oidc_discover ISSUER`
+# prints this and the endpoints above from the issuer's discovery document).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+# Confidential client authentication at the token endpoint: form body by default, HTTP Basic
+# for IdPs registered with client_secret_basic.
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("OIDC_TOKEN_USE_BASIC_AUTH", default=False)
+# Calls to the IdP happen inside a web request; without a bound a hung IdP holds the worker.
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
 OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
 OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
 OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
 OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
+# A refused sign-in (unverified email, deactivated user, IdP error) lands on the sign-in page.
+LOGIN_REDIRECT_URL_FAILURE = "/login/"
 
 # --- AWS -----------------------------------------------------------------------------------
 # With no endpoint override Lakeplane talks to AWS itself; the sandbox points this at the

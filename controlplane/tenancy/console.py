@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
@@ -14,16 +16,25 @@ _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
 <p><a href="/api/docs/">API docs</a></p>"""
 
 
+def _built_index() -> Path | None:
+    """The console's index.html: the fresh build in a checkout (the sandbox), else the copy
+    collectstatic gathered into STATIC_ROOT (production images need not keep frontend/dist)."""
+    for candidate in (settings.FRONTEND_DIST / "index.html", settings.STATIC_ROOT / "index.html"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 @login_required
 @ensure_csrf_cookie
 def console_index(request: HttpRequest) -> HttpResponse:
-    index = settings.FRONTEND_DIST / "index.html"
-    if not index.exists():
+    index = _built_index()
+    if index is None:
         return HttpResponse(_MISSING_BUILD)
     return HttpResponse(index.read_text(), content_type="text/html; charset=utf-8")
 
 
-def login_view(request: HttpRequest) -> HttpResponse:
+def login_view(request: HttpRequest) -> HttpResponseBase:
     return auth_views.LoginView.as_view(
         template_name="registration/login.html",
         redirect_authenticated_user=True,

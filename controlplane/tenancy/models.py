@@ -47,7 +47,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []  # noqa: RUF012 - Django reads it as a class attribute
 
     objects = UserManager()
 
@@ -83,7 +83,7 @@ class Membership(models.Model):
         return f"{self.user_id}@{self.organization_id}:{self.role}"
 
 
-TOKEN_PREFIX = "lpt"
+TOKEN_PREFIX = "lpt"  # noqa: S105 - the public scheme marker of our tokens, not a secret
 
 
 class ApiToken(models.Model):

@@ -106,8 +106,10 @@ def change_member_role(
             errors={"role": ["Only owners change owners."]},
         )
     with transaction.atomic():
-        if membership.role == Role.OWNER and role != Role.OWNER and not _owners_left_after(
-            membership
+        if (
+            membership.role == Role.OWNER
+            and role != Role.OWNER
+            and not _owners_left_after(membership)
         ):
             raise Conflict("An organization needs an owner; make someone else owner first.")
         old = membership.role
@@ -208,9 +210,9 @@ def revoke_token(*, actor: Actor, token: ApiToken) -> None:
         )
 
 
-def bootstrap(*, org_slug: str, email: str, org_name: str | None = None) -> tuple[
-    Organization, User, IssuedToken
-]:
+def bootstrap(
+    *, org_slug: str, email: str, org_name: str | None = None
+) -> tuple[Organization, User, IssuedToken]:
     """First user of an installation; idempotent (a re-run issues a fresh token)."""
     actor = Actor.system_actor("bootstrap")
     with transaction.atomic():

@@ -33,8 +33,17 @@ class OperationSerializer(serializers.ModelSerializer[Operation]):
     class Meta:
         model = Operation
         fields = [
-            "id", "kind", "target", "status", "progress", "steps", "error", "attempts",
-            "created_at", "started_at", "finished_at",
+            "id",
+            "kind",
+            "target",
+            "status",
+            "progress",
+            "steps",
+            "error",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 

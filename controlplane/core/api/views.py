@@ -22,7 +22,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         operation = self.get_object()
-        operation = workflows.retry_operation(actor=self.actor, operation=operation)  # type: ignore[arg-type]
+        operation = workflows.retry_operation(actor=self.actor, operation=operation)
         operation = Operation.objects.prefetch_related("steps").get(pk=operation.pk)
         return Response(OperationSerializer(operation).data, status=202)
 

@@ -74,8 +74,15 @@ class TokenSerializer(serializers.ModelSerializer[ApiToken]):
     class Meta:
         model = ApiToken
         fields = [
-            "id", "name", "role", "prefix", "created_by", "created_at", "expires_at",
-            "last_used_at", "revoked_at",
+            "id",
+            "name",
+            "role",
+            "prefix",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
         ]
         read_only_fields = fields
 

@@ -37,7 +37,7 @@ class MeView(APIView):
             items = [{"org": token.organization.slug, "role": token.role}]
         else:
             items = [{"org": m.organization.slug, "role": m.role} for m in memberships]
-        return Response({"user": s.UserSerializer(request.user).data, "memberships": items})
+        return Response({"user": s.UserSerializer(request.user).data, "memberships": items})  # type: ignore[arg-type]
 
 
 class OrganizationListView(APIView):
@@ -137,7 +137,7 @@ class MemberViewSet(mixins.ListModelMixin, OrgScopedViewSet):
         body.is_valid(raise_exception=True)
         services.change_member_role(
             actor=self.actor,
-            membership=membership,  # type: ignore[arg-type]
+            membership=membership,
             role=Role(body.validated_data["role"]),
             acting_role=self.role,
         )
@@ -147,7 +147,7 @@ class MemberViewSet(mixins.ListModelMixin, OrgScopedViewSet):
         membership = self.get_object()
         services.remove_member(
             actor=self.actor,
-            membership=membership,  # type: ignore[arg-type]
+            membership=membership,
             acting_role=self.role,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -183,7 +183,5 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         token = self.get_object()
-        services.revoke_token(actor=self.actor, token=token)  # type: ignore[arg-type]
+        services.revoke_token(actor=self.actor, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-

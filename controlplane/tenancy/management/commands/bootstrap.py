@@ -34,7 +34,7 @@ class Command(BaseCommand):
             validate_email(options["email"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        org, user, issued = services.bootstrap(
+        _org, user, issued = services.bootstrap(
             org_slug=options["org"], email=options["email"], org_name=options["name"]
         )
         if options["password"]:

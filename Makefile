@@ -1,0 +1,77 @@
+# Lakeplane — the two commands a new machine needs are `make run` and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test check lint format typecheck importlint venv frontend frontend-test e2e-deps \
+        migrate lock clean help
+
+help:
+	@echo "make run    - start Lakeplane (sandbox: SQLite, filesystem broker, local AWS emulator)"
+	@echo "make test   - install everything and run linters and the whole test suite"
+	@echo "make check  - ruff, mypy and import-linter only"
+	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+
+# --- environment ---------------------------------------------------------------------------
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.6,<1"
+	$(UV) pip install --quiet --python $(PY) -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+lock:
+	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(shell find frontend/src -type f 2>/dev/null) frontend/index.html
+	cd frontend && npm run build
+
+frontend: frontend/dist/index.html
+
+frontend-test: frontend/node_modules/.package-lock.json
+	cd frontend && npm test
+
+tests/e2e/oidc_provider/node_modules/.package-lock.json: tests/e2e/oidc_provider/package-lock.json
+	cd tests/e2e/oidc_provider && npm ci --no-audit --no-fund
+
+e2e-deps: tests/e2e/oidc_provider/node_modules/.package-lock.json frontend
+
+# --- the two commands ----------------------------------------------------------------------
+run: venv frontend
+	PORT=$(PORT) $(PY) manage.py runlakeplane
+
+test: venv e2e-deps check frontend-test
+	bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+# --- checks --------------------------------------------------------------------------------
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy controlplane computeplane_agent
+
+importlint: venv
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck importlint
+
+migrate: venv
+	$(PY) manage.py migrate
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist tests/e2e/oidc_provider/node_modules

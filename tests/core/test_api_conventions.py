@@ -1,0 +1,155 @@
+"""API conventions: ids, pagination, problem+json, OpenAPI, health, production checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controlplane.core.ids import new_id
+from tests.factories import OperationFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ids_are_prefixed_sortable_and_unique():
+    ids = [new_id("op") for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"op_[0-9a-z]{26}", i) for i in ids)
+    assert sorted(ids) == ids or ids[0] <= ids[-1]
+
+
+@pytest.mark.django_db
+def test_cursor_pagination(owner, org):
+    for _ in range(7):
+        OperationFactory(organization=org)
+    seen = []
+    url = f"/api/v1/orgs/{org.slug}/operations?limit=3"
+    pages = 0
+    while url:
+        body = owner.client.get(url).json()
+        assert len(body["results"]) <= 3
+        seen += [row["id"] for row in body["results"]]
+        url = body["next"]
+        pages += 1
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 7
+    assert seen == sorted(seen, reverse=True)  # newest first
+
+
+@pytest.mark.django_db
+def test_limit_is_capped_at_200(owner, org):
+    body = owner.client.get(f"/api/v1/orgs/{org.slug}/operations?limit=100000").json()
+    assert "results" in body
+
+
+@pytest.mark.django_db
+def test_operation_shape(owner, org):
+    op = OperationFactory(organization=org)
+    body = owner.client.get(f"/api/v1/orgs/{org.slug}/operations/{op.pk}").json()
+    assert set(body) >= {
+        "id",
+        "kind",
+        "target",
+        "status",
+        "progress",
+        "steps",
+        "error",
+        "created_at",
+        "finished_at",
+    }
+    assert body["target"] == {"type": "organization", "id": org.pk}
+    assert body["error"] is None
+    assert [s["name"] for s in body["steps"]] == ["first", "second"]
+    assert set(body["steps"][0]) >= {"name", "status", "started_at", "finished_at", "detail"}
+
+
+@pytest.mark.django_db
+def test_unknown_api_path_is_problem_json(owner):
+    response = owner.client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.django_db
+def test_openapi_schema_and_docs(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    text = schema.content.decode()
+    assert "/api/v1/orgs/{org}/operations" in text
+    assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.content
+    assert ready.json()["checks"]["database"]["ok"] is True
+    assert ready.json()["checks"]["broker"]["ok"] is True
+
+
+def test_readyz_reports_an_unreachable_broker(tmp_path):
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+        "LAKEPLANE_DATA_DIR": str(tmp_path),
+    }
+    code = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client(HTTP_HOST='localhost').get('/readyz');"
+        "print(r.status_code, json.dumps(r.json()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.startswith("503")
+    assert '"broker": {"ok": false' in out
+
+
+def test_production_settings_pass_deploy_checks(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings.production",
+        "SECRET_KEY": "x" * 10 + "-production-grade-secret-key-for-the-check-" + "y" * 20,
+        "ALLOWED_HOSTS": "lakeplane.example.com",
+        "LAKEPLANE_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="controlplane.settings.production",
+        LAKEPLANE_DATA_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
