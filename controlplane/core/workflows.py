@@ -5,10 +5,16 @@ Operation and its steps and, when the transaction commits, sends ``advance_opera
 the operation's id. Each delivery of that task runs at most one step:
 
 1. claim: lock the row, skip if finished, respect another worker's lease, mark the step
-   running and lease it (committed at once so progress is visible);
+   running and lease it (committed at once so progress is visible). Each claim bumps
+   ``Operation.attempts``, which doubles as the lease's fencing token;
 2. run the step function, outside any transaction: a step records the ids it creates on
    ``operation.resources`` as it goes (``record_resource``), so a resumed step adopts them;
-3. settle: lock the row again and record the outcome.
+3. settle: lock the row again and record the outcome, unless the lease was lost meanwhile
+   (another worker took the step over after the lease ran out; its answer counts, not ours).
+
+A claim that finds an expired lease knows the previous run never settled: its worker died.
+That counts as a failure of the step, like an unexpected error, so a step that kills its
+worker every time fails the operation instead of being redelivered forever.
 
 Step functions signal outcomes explicitly, kopf-style: return for done, raise ``RetryLater``
 to be called again after a delay (AWS still creating), raise ``PermanentError`` to fail the
@@ -139,7 +145,7 @@ def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
         if locked.status != OperationStatus.FAILED:
             raise Conflict(f"Only a failed operation can be retried; this one is {locked.status}.")
         locked.steps.filter(status=StepStatus.FAILED).update(
-            status=StepStatus.PENDING, attempts=0, finished_at=None
+            status=StepStatus.PENDING, attempts=0, errors=0, finished_at=None
         )
         locked.status = OperationStatus.QUEUED
         locked.error_code = ""
@@ -202,6 +208,21 @@ def claim_next_step(operation_id: str) -> Claim | Outcome:
         if step is None:
             _finish(operation, OperationStatus.SUCCEEDED, workflow)
             return Outcome(done=True)
+        if operation.lease_until is not None:
+            # The lease ran out without a settle: the worker running this step died.
+            step.errors += 1
+            if step.errors >= settings.LAKEPLANE_STEP_MAX_ATTEMPTS:
+                message = (
+                    f"{step.name} did not finish in {step.attempts} attempts: "
+                    "the worker running it stopped each time"
+                )
+                step.status = StepStatus.FAILED
+                step.detail = message
+                step.finished_at = now
+                step.save(update_fields=["status", "detail", "errors", "finished_at"])
+                operation.error_code, operation.error_message = "worker_lost", message
+                _finish(operation, OperationStatus.FAILED, workflow)
+                return Outcome(done=True)
         operation.status = OperationStatus.RUNNING
         operation.started_at = operation.started_at or now
         operation.attempts += 1
@@ -210,7 +231,7 @@ def claim_next_step(operation_id: str) -> Claim | Outcome:
         step.status = StepStatus.RUNNING
         step.started_at = step.started_at or now
         step.attempts += 1
-        step.save(update_fields=["status", "started_at", "attempts"])
+        step.save(update_fields=["status", "started_at", "attempts", "errors"])
     return Claim(operation=operation, step=step, workflow=workflow)
 
 
@@ -224,11 +245,25 @@ def run_claimed_step(claim: Claim) -> Outcome:
         return _settle(claim, StepStatus.FAILED, error.message, error=(error.code, error.message))
     except Exception as exc:
         logger.exception("step %s of %s raised", claim.step.name, claim.operation.id)
-        if claim.step.attempts >= settings.LAKEPLANE_STEP_MAX_ATTEMPTS:
+        errors = claim.step.errors + 1
+        if errors >= settings.LAKEPLANE_STEP_MAX_ATTEMPTS:
             message = f"{claim.step.name} failed after {claim.step.attempts} attempts: {exc}"
-            return _settle(claim, StepStatus.FAILED, message, error=("internal_error", message))
-        backoff = min(60.0, 2.0**claim.step.attempts)
-        return _settle(claim, StepStatus.RUNNING, f"retrying after error: {exc}", countdown=backoff)
+            return _settle(
+                claim,
+                StepStatus.FAILED,
+                message,
+                errors=errors,
+                error=("internal_error", message),
+            )
+        # 2, 4, 8, 16 s...: rides out a blip without hammering a struggling API.
+        backoff = min(60.0, 2.0**errors)
+        return _settle(
+            claim,
+            StepStatus.RUNNING,
+            f"retrying after error: {exc}",
+            errors=errors,
+            countdown=backoff,
+        )
     return _settle(claim, StepStatus.SUCCEEDED, detail or "")
 
 
@@ -237,18 +272,30 @@ def _settle(
     step_status: StepStatus,
     detail: str,
     *,
+    errors: int = 0,
     countdown: float | None = None,
     error: tuple[str, str] | None = None,
 ) -> Outcome:
+    """Record a step's outcome; ``errors`` is its failures in a row (0 after a success/poll)."""
     now = timezone.now()
     with transaction.atomic():
-        operation = Operation.objects.select_for_update().get(pk=claim.operation.pk)
+        operation = Operation.objects.select_for_update().filter(pk=claim.operation.pk).first()
+        if operation is None or operation.attempts != claim.operation.attempts:
+            # Our lease ran out and another claim took the operation over (or it was deleted):
+            # that worker now owns the step and its message chain, so this answer is dropped.
+            logger.warning(
+                "step %s of %s settled after losing its lease; outcome dropped",
+                claim.step.name,
+                claim.operation.id,
+            )
+            return Outcome(done=True)
         step = operation.steps.get(pk=claim.step.pk)
         step.status = step_status
         step.detail = detail[:2000]
+        step.errors = errors
         if step_status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
             step.finished_at = now
-        step.save(update_fields=["status", "detail", "finished_at"])
+        step.save(update_fields=["status", "detail", "errors", "finished_at"])
         operation.lease_until = None
         total = operation.steps.count()
         done = operation.steps.filter(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED]).count()
