@@ -73,7 +73,7 @@ def email_is_verified(claims: dict[str, Any]) -> bool:
     return flag is True or (isinstance(flag, str) and flag.lower() == "true")
 
 
-class LakeplaneOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class LakeplaneOIDCBackend(OIDCAuthenticationBackend):
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> User | None:
         try:
             user: User | None = super().authenticate(request, **kwargs)
