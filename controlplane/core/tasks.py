@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from controlplane.core import workflows
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+# Step errors are handled inside the engine; what can escape is the engine's own bookkeeping
+# failing (database restarting, failover). Celery would ack that message and the operation
+# would wait forever for a delivery that never comes, so it is retried instead, with backoff
+# capped at a minute and no limit: the operation row, not the message, decides when to stop.
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=None,
+)
 def advance_operation(operation_id: str) -> None:
     """Run at most one step of the operation, then schedule the next delivery."""
     claimed = workflows.claim_next_step(operation_id)

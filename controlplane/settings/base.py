@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kombu import Exchange, Queue
+
 from controlplane.settings.env import BASE_DIR, data_dir, env
 
 DATA_DIR = data_dir()
@@ -171,7 +173,11 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # state lives in the Operation rows, not a result backend
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = ("provisioning", "default", "billing")
+# Declared, not only routed to: a worker started without -Q consumes every declared queue,
+# whereas an undeclared routed-to queue (provisioning) would be consumed by nobody.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("provisioning", "default", "billing")
+]
 CELERY_TASK_ROUTES = {
     "controlplane.core.tasks.advance_operation": {"queue": "provisioning"},
     "controlplane.billing.*": {"queue": "billing"},
