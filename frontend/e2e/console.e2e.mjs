@@ -1,0 +1,159 @@
+// Real-browser check of the console: Debian's Chromium driven by playwright-core against a
+// running Lakeplane (tests/e2e/test_console_browser.py starts one on pytest-django's live_server).
+//
+// Environment:
+//   LAKEPLANE_BASE_URL        e.g. http://127.0.0.1:8000
+//   LAKEPLANE_E2E_EMAIL       a user who can sign in with a password
+//   LAKEPLANE_E2E_PASSWORD
+//   LAKEPLANE_E2E_ORGS        JSON list of the user's orgs in /me order:
+//                             [{"slug", "name", "role", "operations": <count of operations>}]
+//   LAKEPLANE_E2E_ARTIFACTS   directory for screenshots (created if missing)
+//   CHROMIUM_PATH             defaults to /usr/bin/chromium
+//
+// Exits 0 when every check passed, 1 (with the failed check on stderr) otherwise.
+
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import { chromium } from "playwright-core";
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`${name} must be set`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
+const email = required("LAKEPLANE_E2E_EMAIL");
+const password = required("LAKEPLANE_E2E_PASSWORD");
+const orgs = JSON.parse(required("LAKEPLANE_E2E_ORGS"));
+const artifacts = required("LAKEPLANE_E2E_ARTIFACTS");
+const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+assert.ok(orgs.length >= 2, "the switcher check needs a user with at least two orgs");
+
+// Waits are for the browser and server to catch up, not assertions about speed.
+const WAIT_MS = 15_000;
+
+function step(message) {
+  console.log(`• ${message}`);
+}
+
+async function expectOrgShown(page, org) {
+  await page.getByTestId("org-name").filter({ hasText: org.name }).waitFor({ timeout: WAIT_MS });
+  await page.getByTestId("org-role").filter({ hasText: org.role }).waitFor({ timeout: WAIT_MS });
+  const select = page.getByRole("combobox", { name: "Organization" });
+  assert.equal(await select.inputValue(), org.slug, "the switcher selects the org shown");
+  const panel = page.getByRole("region", { name: "Recent operations" });
+  if (org.operations === 0) {
+    await panel.getByText("No operations yet").waitFor({ timeout: WAIT_MS });
+  } else {
+    await panel.locator("tbody tr").first().waitFor({ timeout: WAIT_MS });
+    assert.equal(await panel.locator("tbody tr").count(), Math.min(org.operations, 10));
+  }
+}
+
+const userDataDir = mkdtempSync(path.join(tmpdir(), "lakeplane-e2e-chromium-"));
+mkdirSync(artifacts, { recursive: true });
+const consoleErrors = [];
+let context;
+
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(WAIT_MS);
+  page.on("console", (msg) => {
+    if (msg.type() === "error") consoleErrors.push(msg.text());
+  });
+  page.on("pageerror", (error) => consoleErrors.push(String(error)));
+
+  step("an anonymous visit to / lands on the sign-in page");
+  await page.goto(`${baseUrl}/`);
+  assert.equal(new URL(page.url()).pathname, "/login/");
+
+  step("a wrong password is refused");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(`${password}-wrong`);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "didn't match" }).waitFor();
+
+  step("signing in opens the console shell");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await Promise.all([page.waitForURL(`${baseUrl}/`), page.getByRole("button", { name: "Sign in" }).click()]);
+  await page.getByTestId("user-email").filter({ hasText: email }).waitFor();
+  assert.equal(await page.title(), "Lakeplane console");
+  await page.getByText("Clusters, catalogs and caches arrive here").waitFor();
+
+  step("the switcher lists every org, the first is shown");
+  const select = page.getByRole("combobox", { name: "Organization" });
+  const optionValues = await select.locator("option").evaluateAll((options) => options.map((o) => o.value));
+  // /me does not promise an order, so compare as sets and take the order the page shows.
+  assert.deepEqual([...optionValues].sort(), orgs.map((o) => o.slug).sort());
+  const [first, second] = optionValues.map((slug) => orgs.find((o) => o.slug === slug));
+  await expectOrgShown(page, first);
+
+  step("switching org shows the other org and is remembered across reloads");
+  await select.selectOption(second.slug);
+  await expectOrgShown(page, second);
+  assert.equal(await page.evaluate(() => localStorage.getItem("lakeplane.currentOrg")), second.slug);
+  await page.reload();
+  await expectOrgShown(page, second);
+  await page.screenshot({ path: path.join(artifacts, "console.png"), fullPage: true });
+
+  step("switching back shows the first org again");
+  await select.selectOption(first.slug);
+  await expectOrgShown(page, first);
+  await page.screenshot({ path: path.join(artifacts, "console-operations.png"), fullPage: true });
+
+  step("the API docs link opens Swagger UI");
+  await Promise.all([page.waitForURL(`${baseUrl}/api/docs/`), page.getByRole("link", { name: "API docs" }).click()]);
+  assert.match(await page.title(), /Lakeplane API/);
+  await page.locator("#swagger-ui .information-container").getByText("Lakeplane API").first().waitFor();
+  await page.locator("#swagger-ui .opblock").first().waitFor();
+  await page.screenshot({ path: path.join(artifacts, "api-docs.png") });
+
+  step("signing out ends the session");
+  await page.goBack();
+  await page.getByTestId("user-email").filter({ hasText: email }).waitFor();
+  await Promise.all([page.waitForURL(/\/login\/$/), page.getByRole("button", { name: "Sign out" }).click()]);
+  const me = await page.request.get(`${baseUrl}/api/v1/me`);
+  assert.equal(me.status(), 401, "the API refuses the old session after sign-out");
+  await page.goto(`${baseUrl}/`);
+  assert.equal(new URL(page.url()).pathname, "/login/");
+
+  // The console's own page must not log errors; the wrong-password 200 and the 401 above
+  // are not console errors, so anything here is a real problem.
+  assert.deepEqual(consoleErrors, [], "the browser console logged errors");
+  console.log("console e2e: all checks passed");
+} catch (error) {
+  console.error(`console e2e FAILED: ${error instanceof Error ? error.stack : error}`);
+  if (consoleErrors.length) console.error(`browser console errors:\n${consoleErrors.join("\n")}`);
+  const page = context?.pages()[0];
+  if (page) {
+    console.error(`page at failure: ${page.url()}`);
+    await page.screenshot({ path: path.join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
+  }
+  process.exitCode = 1;
+} finally {
+  await context?.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
