@@ -47,7 +47,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS = []  # noqa: RUF012 - Django reads it as a class attribute
+    REQUIRED_FIELDS = []
 
     objects = UserManager()
 

@@ -62,7 +62,8 @@ def delete_organization(*, actor: Actor, organization: Organization) -> None:
 
 def get_or_create_user(email: str) -> User:
     email = email.strip().lower()
-    user = User.objects.filter(email=email).first()
+    # Addresses are case-insensitive in practice; a user stored in mixed case is the same person.
+    user = User.objects.filter(email__iexact=email).first()
     return user or User.objects.create_user(email=email)
 
 
