@@ -1,0 +1,466 @@
+"""The one source of the customer role's IAM policies and every onboarding artifact built on them.
+
+The trust policy and the permissions policy are built here, once. From them come:
+
+* the CloudFormation template (:func:`cloudformation_template`) and its quick-create console
+  link (:func:`quick_create_url`),
+* the Terraform module ``infra/modules/customer-role`` — its policy files are written by
+  :func:`write_terraform_policy_files` (``python -m controlplane.providers.aws.policies``) and a
+  test fails when they drift — plus the per-account module call and tfvars
+  (:func:`terraform_module_call`, :func:`terraform_tfvars`),
+* the raw JSON policies (:func:`trust_policy`, :func:`permissions_policy`).
+
+Least privilege, in words: Lakeplane may read the shape of the account (EC2/EKS describes), create
+networking, EKS clusters and node groups, IAM roles and instance profiles under the ``/lakeplane/``
+path, and S3 buckets named ``lakeplane-…``; it may change or delete only what carries the tag
+``lakeplane:managed-by=lakeplane``; it can read no customer data (no object reads outside its own
+buckets, no secret values, no Glue or Athena data).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+# JSON-shaped values. Policy builders accept placeholders (a CloudFormation ``{"Ref": …}`` or a
+# Terraform template variable) wherever a literal would go, so all artifacts share one builder.
+JsonValue = Any
+PolicyDocument = dict[str, Any]
+
+POLICY_VERSION: Final = "2012-10-17"
+MANAGED_TAG_KEY: Final = "lakeplane:managed-by"
+MANAGED_TAG_VALUE: Final = "lakeplane"
+TENANT_TAG_KEY: Final = "lakeplane:org"
+# Resources Lakeplane creates are named and pathed so the policy can be scoped to them.
+NAME_PREFIX: Final = "lakeplane-"
+MANAGED_IAM_PATH: Final = "/lakeplane/"
+# The cross-account role itself lives on a different path, so the grants on /lakeplane/ roles
+# can never be used by Lakeplane to edit or delete its own access role.
+ACCESS_ROLE_PATH: Final = "/lakeplane-access/"
+ACCESS_POLICY_NAME: Final = "lakeplane-control-plane"
+SESSION_DURATION_SECONDS: Final = 3600
+TERRAFORM_MODULE_DIR: Final = "infra/modules/customer-role"
+TERRAFORM_PERMISSIONS_FILE: Final = "permissions-policy.json"
+TERRAFORM_TRUST_TEMPLATE_FILE: Final = "trust-policy.json.tftpl"
+CLOUDFORMATION_CONSOLE: Final = "https://console.aws.amazon.com/cloudformation/home"
+
+_MANAGED_ON_CREATE: Final = {
+    "StringEquals": {f"aws:RequestTag/{MANAGED_TAG_KEY}": MANAGED_TAG_VALUE}
+}
+_MANAGED_RESOURCE: Final = {
+    "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": MANAGED_TAG_VALUE}
+}
+_MANAGED_ROLES: Final = f"arn:aws:iam::*:role{MANAGED_IAM_PATH}{NAME_PREFIX}*"
+_MANAGED_INSTANCE_PROFILES: Final = (
+    f"arn:aws:iam::*:instance-profile{MANAGED_IAM_PATH}{NAME_PREFIX}*"
+)
+_LAKEPLANE_BUCKETS: Final = f"arn:aws:s3:::{NAME_PREFIX}*"
+# AWS-managed policies an EKS cluster and its nodes need; no other policy may be attached.
+EKS_MANAGED_POLICY_ARNS: Final = (
+    "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+
+# EC2 resources created during provisioning; each create must carry the managed tag.
+_EC2_CREATE_ACTIONS: Final = (
+    "ec2:CreateVpc",
+    "ec2:CreateSubnet",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:AllocateAddress",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateVpcEndpoint",
+)
+# Changes and deletes of EC2 resources, only on resources tagged as Lakeplane's.
+_EC2_MANAGED_ACTIONS: Final = (
+    "ec2:ModifyVpcAttribute",
+    "ec2:ModifySubnetAttribute",
+    "ec2:AttachInternetGateway",
+    "ec2:DetachInternetGateway",
+    "ec2:CreateRoute",
+    "ec2:ReplaceRoute",
+    "ec2:DeleteRoute",
+    "ec2:AssociateRouteTable",
+    "ec2:DisassociateRouteTable",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:DeleteLaunchTemplate",
+    "ec2:DeleteVpcEndpoints",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteNatGateway",
+    "ec2:ReleaseAddress",
+    "ec2:DeleteInternetGateway",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteVpc",
+)
+
+
+def trust_policy(vendor_principal: JsonValue, external_id: JsonValue) -> PolicyDocument:
+    """Who may assume the customer role: the vendor principal, and only with the external ID.
+
+    ``vendor_principal`` is the ARN of Lakeplane's control-plane role (or account root) in the
+    vendor account; ``external_id`` is the cloud account's external ID. Either may be a
+    placeholder for a template (see module docstring).
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "LakeplaneControlPlaneWithExternalId",
+                "Effect": "Allow",
+                "Principal": {"AWS": vendor_principal},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+
+
+def permissions_policy() -> PolicyDocument:
+    """What the customer role allows Lakeplane to do (identical for every tenant)."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "DescribeAccountShape",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:Describe*",
+                    "eks:Describe*",
+                    "eks:List*",
+                    "s3:ListAllMyBuckets",
+                    "sts:GetCallerIdentity",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "ReadOwnAccessRole",
+                "Effect": "Allow",
+                "Action": ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy"],
+                "Resource": f"arn:aws:iam::*:role{ACCESS_ROLE_PATH}*",
+            },
+            {
+                "Sid": "CreateTaggedNetworking",
+                "Effect": "Allow",
+                "Action": list(_EC2_CREATE_ACTIONS),
+                "Resource": "*",
+                "Condition": _MANAGED_ON_CREATE,
+            },
+            {
+                "Sid": "TagOnlyWhileCreating",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"ec2:CreateAction": [a[4:] for a in _EC2_CREATE_ACTIONS]}
+                },
+            },
+            {
+                "Sid": "ChangeAndDeleteManagedNetworking",
+                "Effect": "Allow",
+                "Action": list(_EC2_MANAGED_ACTIONS),
+                "Resource": "*",
+                "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                "Sid": "CreateTaggedEks",
+                "Effect": "Allow",
+                "Action": ["eks:CreateCluster", "eks:CreateNodegroup", "eks:TagResource"],
+                "Resource": "*",
+                "Condition": _MANAGED_ON_CREATE,
+            },
+            {
+                "Sid": "ChangeAndDeleteManagedEks",
+                "Effect": "Allow",
+                "Action": [
+                    "eks:UpdateClusterConfig",
+                    "eks:UpdateClusterVersion",
+                    "eks:UpdateNodegroupConfig",
+                    "eks:UpdateNodegroupVersion",
+                    "eks:DeleteNodegroup",
+                    "eks:DeleteCluster",
+                ],
+                "Resource": "*",
+                "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                "Sid": "ReadManagedIam",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:GetRole",
+                    "iam:GetInstanceProfile",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListInstanceProfilesForRole",
+                ],
+                "Resource": [_MANAGED_ROLES, _MANAGED_INSTANCE_PROFILES],
+            },
+            {
+                "Sid": "CreateTaggedIam",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:CreateRole",
+                    "iam:TagRole",
+                    "iam:CreateInstanceProfile",
+                    "iam:TagInstanceProfile",
+                ],
+                "Resource": [_MANAGED_ROLES, _MANAGED_INSTANCE_PROFILES],
+                "Condition": _MANAGED_ON_CREATE,
+            },
+            {
+                "Sid": "AttachOnlyEksPolicies",
+                "Effect": "Allow",
+                "Action": "iam:AttachRolePolicy",
+                "Resource": _MANAGED_ROLES,
+                "Condition": {"ArnEquals": {"iam:PolicyARN": list(EKS_MANAGED_POLICY_ARNS)}},
+            },
+            {
+                "Sid": "ChangeAndDeleteManagedIam",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:AddRoleToInstanceProfile",
+                    "iam:RemoveRoleFromInstanceProfile",
+                    "iam:DetachRolePolicy",
+                    "iam:DeleteInstanceProfile",
+                    "iam:DeleteRole",
+                ],
+                "Resource": [_MANAGED_ROLES, _MANAGED_INSTANCE_PROFILES],
+                "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                "Sid": "PassManagedRolesToEksAndEc2",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": _MANAGED_ROLES,
+                "Condition": {
+                    "StringEquals": {
+                        "iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]
+                    }
+                },
+            },
+            {
+                "Sid": "EksServiceLinkedRoles",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "arn:aws:iam::*:role/aws-service-role/*",
+                "Condition": {
+                    "StringEquals": {
+                        "iam:AWSServiceName": ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]
+                    }
+                },
+            },
+            {
+                "Sid": "CreateTaggedBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:CreateBucket", "s3:PutBucketTagging"],
+                "Resource": _LAKEPLANE_BUCKETS,
+                "Condition": _MANAGED_ON_CREATE,
+            },
+            {
+                "Sid": "ConfigureOwnBuckets",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetBucketLocation",
+                    "s3:GetBucketTagging",
+                    "s3:ListBucket",
+                    "s3:PutBucketPublicAccessBlock",
+                    "s3:PutEncryptionConfiguration",
+                    "s3:PutBucketVersioning",
+                    "s3:PutLifecycleConfiguration",
+                ],
+                "Resource": _LAKEPLANE_BUCKETS,
+            },
+            {
+                # Lakeplane's own logs and state only: the bucket prefix keeps customer data out.
+                "Sid": "ReadWriteOwnBucketObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{_LAKEPLANE_BUCKETS}/*",
+            },
+            {
+                "Sid": "DeleteManagedBuckets",
+                "Effect": "Allow",
+                "Action": "s3:DeleteBucket",
+                "Resource": _LAKEPLANE_BUCKETS,
+                "Condition": _MANAGED_RESOURCE,
+            },
+        ],
+    }
+
+
+def render_json(document: Mapping[str, Any]) -> str:
+    """Policies and templates as customers see them: stable key order, two-space indent."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+# --- CloudFormation ------------------------------------------------------------------------
+
+
+def cloudformation_template(
+    vendor_principal: str, external_id: str | None = None
+) -> PolicyDocument:
+    """A template that creates the cross-account role and outputs its ARN.
+
+    The external ID is a parameter (quick-create links fill it in); pass ``external_id`` to
+    make it the parameter's default, so the downloaded template works as is.
+    """
+    external_id_parameter: dict[str, Any] = {
+        "Type": "String",
+        "Description": "The external ID Lakeplane shows for this cloud account.",
+        "MinLength": 32,
+        "MaxLength": 64,
+        "AllowedPattern": "[A-Za-z0-9]+",
+        "NoEcho": False,
+    }
+    if external_id is not None:
+        external_id_parameter["Default"] = external_id
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Lakeplane cross-account role: lets Lakeplane build and run compute planes "
+        "in this account. Requires the external ID; grants no read of your data.",
+        "Parameters": {
+            "ExternalId": external_id_parameter,
+            "TenantTag": {
+                "Type": "String",
+                "Description": "Your Lakeplane organization, recorded as the lakeplane:org tag.",
+                "Default": "",
+            },
+        },
+        "Resources": {
+            "LakeplaneRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "Path": ACCESS_ROLE_PATH,
+                    "Description": "Assumed by the Lakeplane control plane with an external ID.",
+                    "MaxSessionDuration": SESSION_DURATION_SECONDS,
+                    "AssumeRolePolicyDocument": trust_policy(
+                        vendor_principal, {"Ref": "ExternalId"}
+                    ),
+                    "Policies": [
+                        {"PolicyName": ACCESS_POLICY_NAME, "PolicyDocument": permissions_policy()}
+                    ],
+                    "Tags": [
+                        {"Key": "lakeplane:role", "Value": "cross-account-access"},
+                        {"Key": TENANT_TAG_KEY, "Value": {"Ref": "TenantTag"}},
+                    ],
+                },
+            }
+        },
+        "Outputs": {
+            "RoleArn": {
+                "Description": "Paste this into Lakeplane to verify the cloud account.",
+                "Value": {"Fn::GetAtt": ["LakeplaneRole", "Arn"]},
+            }
+        },
+    }
+
+
+def quick_create_url(
+    *, template_url: str, stack_name: str, external_id: str, region: str = "us-east-1"
+) -> str:
+    """The console link that opens a prefilled "create stack" page for the template."""
+    fragment = "/stacks/quickcreate?" + urlencode(
+        {"templateURL": template_url, "stackName": stack_name, "param_ExternalId": external_id},
+        quote_via=quote,
+    )
+    return f"{CLOUDFORMATION_CONSOLE}?{urlencode({'region': region})}#{fragment}"
+
+
+# --- Terraform -----------------------------------------------------------------------------
+
+# Terraform's templatefile() placeholders; values are validated by the module's variables
+# (ARN and [A-Za-z0-9] shapes), so substitution cannot break the JSON.
+_TF_VENDOR_PRINCIPAL: Final = "${vendor_principal}"
+_TF_EXTERNAL_ID: Final = "${external_id}"
+
+
+def terraform_policy_files() -> dict[str, str]:
+    """The policy files ``infra/modules/customer-role`` reads, as this module renders them."""
+    return {
+        TERRAFORM_PERMISSIONS_FILE: render_json(permissions_policy()),
+        TERRAFORM_TRUST_TEMPLATE_FILE: render_json(
+            trust_policy(_TF_VENDOR_PRINCIPAL, _TF_EXTERNAL_ID)
+        ),
+    }
+
+
+def write_terraform_policy_files(repo_root: Path) -> list[Path]:
+    """Regenerate the module's policy files; a test fails when they are out of date."""
+    written = []
+    for name, text in terraform_policy_files().items():
+        path = repo_root / TERRAFORM_MODULE_DIR / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def terraform_variables(
+    *, vendor_principal: str, external_id: str, tenant_tag: str, name_prefix: str = NAME_PREFIX
+) -> dict[str, str]:
+    """The module's inputs for one cloud account; keys equal the module's variable names."""
+    return {
+        "vendor_principal": vendor_principal,
+        "external_id": external_id,
+        "tenant_tag": tenant_tag,
+        "name_prefix": name_prefix,
+    }
+
+
+def _hcl_string(value: str) -> str:
+    # JSON string escaping is valid HCL for the characters these values can hold; "${" and
+    # "%{" are escaped so no value is ever read as a template expression.
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def terraform_tfvars(variables: Mapping[str, str]) -> str:
+    """``terraform.tfvars`` content for :func:`terraform_variables` output."""
+    width = max(len(k) for k in variables)
+    return "".join(f"{k.ljust(width)} = {_hcl_string(v)}\n" for k, v in variables.items())
+
+
+def terraform_module_call(
+    variables: Mapping[str, str],
+    *,
+    module_name: str = "lakeplane_customer_role",
+    source: str = "./infra/modules/customer-role",
+) -> str:
+    """A ``module`` block calling ``infra/modules/customer-role`` with the account's inputs."""
+    entries = {"source": source, **variables}
+    width = max(len(k) for k in entries)
+    body = "".join(f"  {k.ljust(width)} = {_hcl_string(v)}\n" for k, v in entries.items())
+    return (
+        f'module "{module_name}" {{\n{body}}}\n\n'
+        f'output "lakeplane_role_arn" {{\n  value = module.{module_name}.role_arn\n}}\n'
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``python -m controlplane.providers.aws.policies write-terraform|print-permissions``."""
+    repo_root = Path(__file__).resolve().parents[3]
+    command = argv[0] if argv else "write-terraform"
+    if command == "write-terraform":
+        for path in write_terraform_policy_files(repo_root):
+            print(path.relative_to(repo_root))
+        return 0
+    if command == "print-permissions":
+        sys.stdout.write(render_json(permissions_policy()))
+        return 0
+    sys.stderr.write(
+        "usage: python -m controlplane.providers.aws.policies [write-terraform|print-permissions]\n"
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+"""HTTP client for the sandbox layer's control API (faults, call log, clock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+@dataclass(frozen=True)
+class Call:
+    seq: int
+    account: str
+    target_account: str | None
+    service: str
+    action: str
+    mutating: bool
+    outcome: str
+    status: int
+
+
+class SandboxControl:
+    def __init__(self, endpoint_url: str, timeout: float = 10.0) -> None:
+        self.base = endpoint_url.rstrip("/") + "/_lakeplane"
+        self.timeout = timeout
+        self._http = requests.Session()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, self.base + path, timeout=self.timeout, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def add_fault(self, kind: str, **rule: Any) -> dict[str, Any]:
+        """e.g. ``add_fault("throttle", service=["sts", "iam"], fraction=0.3)``."""
+        result: dict[str, Any] = self._send("POST", "/faults", json={"kind": kind, **rule})
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._send("GET", "/faults")["faults"])
+
+    def clear_faults(self) -> None:
+        self._send("DELETE", "/faults")
+
+    def calls(self, account: str | None = None, since: int = 0) -> list[Call]:
+        params: dict[str, Any] = {"since": since}
+        if account:
+            params["account"] = account
+        return [Call(**c) for c in self._send("GET", "/calls", params=params)["calls"]]
+
+    def clear_calls(self) -> None:
+        self._send("DELETE", "/calls")
+
+    def advance_clock(self, seconds: float) -> None:
+        self._send("POST", "/clock", json={"advance_seconds": seconds})
+
+    def reset(self) -> None:
+        """Faults, call log and clock back to defaults (moto's resources are kept)."""
+        self._send("POST", "/reset")
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self._send("GET", "/health")["ok"])
+        except requests.RequestException:
+            return False
