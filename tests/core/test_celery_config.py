@@ -41,6 +41,6 @@ def test_every_queue_is_declared_so_a_worker_without_q_consumes_it() -> None:
 
 
 def test_engine_bookkeeping_errors_are_retried_not_dropped() -> None:
-    assert advance_operation.autoretry_for == (DatabaseError,)
+    assert getattr(advance_operation, "autoretry_for", None) == (DatabaseError,)
     assert advance_operation.max_retries is None
     assert advance_operation.ignore_result is True

@@ -7,8 +7,10 @@ would: holding a lease, arriving late, arriving twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -22,6 +24,7 @@ from controlplane.core.roles import Role
 from controlplane.core.tasks import advance_operation
 from controlplane.core.workflows import Claim, Outcome, claim_next_step, run_claimed_step
 from controlplane.tenancy.models import Organization
+from tests.conftest import Caller
 from tests.core import sample_workflows
 from tests.core.sample_workflows import HOOK_FAILED, HOOK_SUCCEEDED
 
@@ -107,7 +110,7 @@ def test_steps_run_in_order_with_progress_and_timestamps(org: Organization) -> N
         assert step.started_at is not None
         assert step.finished_at is not None
         assert step.started_at <= step.finished_at
-    assert steps[0].finished_at <= steps[1].started_at  # type: ignore[operator]
+    assert steps[0].finished_at <= steps[1].started_at
     assert events(op, "operation.test.two_steps.succeeded") == 1
     assert events(op, HOOK_SUCCEEDED) == 1
     assert events(op, HOOK_FAILED) == 0
@@ -307,9 +310,10 @@ def eager() -> Iterator[None]:
 
 @pytest.mark.usefixtures("eager")
 def test_advance_delivered_twice_writes_the_success_event_once(
-    org: Organization, django_capture_on_commit_callbacks: object
+    org: Organization,
+    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[list[Any]]],
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:  # type: ignore[operator]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         op = start(org, "test.two_steps")
     assert len(callbacks) == 1  # the first advance is sent when the transaction commits
     op.refresh_from_db()
@@ -339,7 +343,7 @@ def test_retry_resumes_from_the_failed_step(org: Organization) -> None:
 
     drive(op)
     assert op.status == "succeeded"
-    assert op.error is None if hasattr(op, "error") else op.error_code == ""
+    assert (op.error_code, op.error_message) == ("", "")
     assert op.resources["ran"] == ["prepare", "finish"]  # prepare did not run again
     assert op.resources["calls"] == ["permanent", "ok"]
     assert [s.attempts for s in steps_of(op)] == [1, 1, 1]
@@ -355,8 +359,8 @@ OPERATION_FIELDS = {
 STEP_FIELDS = {"name", "status", "started_at", "finished_at", "detail"}
 
 
-def test_operations_list_and_detail_match_the_contract(org: Organization, owner: object) -> None:
-    client = owner.client  # type: ignore[attr-defined]
+def test_operations_list_and_detail_match_the_contract(org: Organization, owner: Caller) -> None:
+    client = owner.client
     failed = start(org, "test.scripted", script=["permanent"])
     drive(failed)
     running = start(org, "test.two_steps")
@@ -398,14 +402,14 @@ def test_operations_list_and_detail_match_the_contract(org: Organization, owner:
 
 
 def test_retry_endpoint_answers_202_for_failed_and_409_otherwise(
-    org: Organization, owner: object, make_caller: object
+    org: Organization, owner: Caller, make_caller: Callable[..., Caller]
 ) -> None:
-    client = owner.client  # type: ignore[attr-defined]
+    client = owner.client
     failed = start(org, "test.scripted", script=["permanent", "ok"])
     drive(failed)
     url = f"/api/v1/orgs/{org.slug}/operations/{failed.id}/retry"
 
-    viewer = make_caller(org, Role.VIEWER)  # type: ignore[operator]
+    viewer = make_caller(org, Role.VIEWER)
     assert viewer.client.post(url).status_code == 403
 
     answer = client.post(url)
