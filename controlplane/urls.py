@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.cloudaccounts.api.urls import org_urlpatterns as cloudaccount_org_urls
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
@@ -11,7 +12,11 @@ from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
 
 # Every app adds its org-scoped routes here; the generic isolation test walks the URLconf.
-org_scoped_urls: list[URLPattern | URLResolver] = [*tenancy_org_urls, *core_org_urls]
+org_scoped_urls: list[URLPattern | URLResolver] = [
+    *tenancy_org_urls,
+    *core_org_urls,
+    *cloudaccount_org_urls,
+]
 
 api_v1: list[URLPattern | URLResolver] = [
     *tenancy_urls,

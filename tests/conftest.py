@@ -14,6 +14,9 @@ from controlplane.tenancy import services
 from controlplane.tenancy.models import Organization, User
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
+# The AWS emulator (moto behind the sandbox layer): sandbox, sandbox_cloud, aws_clients.
+pytest_plugins = ["controlplane.sandbox.pytest_plugin"]
+
 
 @dataclass
 class Caller:

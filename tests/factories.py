@@ -94,3 +94,21 @@ ORG_SCOPED_FACTORIES: dict[type[Model], Callable[[Organization], Model]] = {
     Operation: lambda org: OperationFactory(organization=org),
     AuditEvent: lambda org: AuditEventFactory(organization=org),
 }
+
+
+# --- cloud accounts ---------------------------------------------------------------------------
+from controlplane.cloudaccounts.models import CloudAccount  # noqa: E402
+from controlplane.providers.aws.external_id import generate_external_id  # noqa: E402
+
+
+class CloudAccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CloudAccount
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"aws {n}")
+    aws_account_id = factory.Sequence(lambda n: f"{210000000000 + n}")
+    external_id = factory.LazyFunction(generate_external_id)
+
+
+ORG_SCOPED_FACTORIES[CloudAccount] = lambda org: CloudAccountFactory(organization=org)

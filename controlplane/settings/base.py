@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "mozilla_django_oidc",
     "controlplane.core",
     "controlplane.tenancy",
+    "controlplane.cloudaccounts",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +228,16 @@ LOGIN_REDIRECT_URL_FAILURE = "/login/"
 # local emulator.
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
 AWS_DEFAULT_REGION = env.str("AWS_DEFAULT_REGION", default="us-east-1")
+# The principal customers' roles trust: Lakeplane's own AWS account (or its control-plane
+# role). The default is the emulator's vendor account; production sets the real one.
+LAKEPLANE_VENDOR_PRINCIPAL = env.str(
+    "LAKEPLANE_VENDOR_PRINCIPAL", default="arn:aws:iam::123456789012:root"
+)
+# Where the quick-create link finds the onboarding template (an S3 URL Lakeplane publishes).
+LAKEPLANE_CFN_TEMPLATE_URL = env.str(
+    "LAKEPLANE_CFN_TEMPLATE_URL",
+    default="https://lakeplane-public.s3.amazonaws.com/onboarding/customer-role.json",
+)
 
 # --- Security defaults shared by every mode -------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
