@@ -137,6 +137,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "OperationStatusEnum": "controlplane.core.models.OperationStatus",
+        "StepStatusEnum": "controlplane.core.models.StepStatus",
+        "CloudAccountStatusEnum": "controlplane.cloudaccounts.models.CloudAccountStatus",
+        "RoleEnum": "controlplane.core.roles.Role",
+    },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # Swagger UI's assets come from drf-spectacular-sidecar as static files, not a CDN, so
     # /api/docs/ works where browsers cannot reach the internet (air-gapped installs, sandbox).

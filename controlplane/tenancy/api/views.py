@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, mixins, status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,7 +41,16 @@ class MeView(APIView):
 
 
 class OrganizationListView(APIView):
-    @extend_schema(responses=s.OrganizationSerializer(many=True))
+    @extend_schema(
+        operation_id="orgs_list",
+        responses=inline_serializer(
+            "OrganizationList",
+            {
+                "results": s.OrganizationSerializer(many=True),
+                "next": serializers.URLField(allow_null=True),
+            },
+        )
+    )
     def get(self, request: Request) -> Response:
         memberships = Membership.objects.filter(user_id=request.user.pk).select_related(
             "organization"

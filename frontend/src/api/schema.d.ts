@@ -71,6 +71,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/cloud-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_cloud_accounts_list"];
+        put?: never;
+        post: operations["orgs_cloud_accounts_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/cloud-accounts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_cloud_accounts_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_cloud_accounts_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_cloud_accounts_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/cloud-accounts/{id}/onboarding/cloudformation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_cloud_accounts_onboarding_cloudformation_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/cloud-accounts/{id}/onboarding/terraform": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_cloud_accounts_onboarding_terraform_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/cloud-accounts/{id}/rotate-external-id": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_cloud_accounts_rotate_external_id_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/cloud-accounts/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_cloud_accounts_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/members": {
         parameters: {
             query?: never;
@@ -199,6 +295,39 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        Check: {
+            name: string;
+            ok: boolean;
+            detail: string;
+        };
+        CloudAccount: {
+            readonly id: string;
+            readonly name: string;
+            readonly aws_account_id: string;
+            readonly external_id: string;
+            readonly role_arn: string;
+            readonly status: components["schemas"]["CloudAccountStatusEnum"];
+            readonly checks: components["schemas"]["Check"][];
+            readonly onboarding: components["schemas"]["Onboarding"];
+            readonly operation: components["schemas"]["OperationRef"] | null;
+            /** Format: date-time */
+            readonly verified_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        /** @description Refuses, rather than silently drops, fields that Lakeplane alone sets. */
+        CloudAccountCreateRequest: {
+            name: string;
+            aws_account_id: string;
+        };
+        /**
+         * @description * `pending_role` - Pending Role
+         *     * `verifying` - Verifying
+         *     * `verified` - Verified
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        CloudAccountStatusEnum: "pending_role" | "verifying" | "verified" | "failed";
         IssuedToken: {
             readonly id: string;
             readonly name: string;
@@ -239,6 +368,16 @@ export interface components {
             org: string;
             role: components["schemas"]["RoleEnum"];
         };
+        Onboarding: {
+            /** Format: uri */
+            quick_create_url: string;
+            trust_policy: {
+                [key: string]: unknown;
+            };
+            permissions_policy: {
+                [key: string]: unknown;
+            };
+        };
         Operation: {
             readonly id: string;
             readonly kind: string;
@@ -259,6 +398,12 @@ export interface components {
             code: string;
             message: string;
         };
+        /** @description The short form embedded in 202 answers: ``{"id": "op_…", "status": …}``. */
+        OperationRef: {
+            readonly id: string;
+            readonly status: components["schemas"]["OperationStatusEnum"];
+            readonly progress: number;
+        };
         /**
          * @description * `queued` - Queued
          *     * `running` - Running
@@ -270,7 +415,7 @@ export interface components {
         OperationStatusEnum: "queued" | "running" | "succeeded" | "failed" | "canceled";
         OperationStep: {
             readonly name: string;
-            readonly status: components["schemas"]["OperationStepStatusEnum"];
+            readonly status: components["schemas"]["StepStatusEnum"];
             readonly attempts: number;
             /** Format: date-time */
             readonly started_at: string | null;
@@ -278,15 +423,6 @@ export interface components {
             readonly finished_at: string | null;
             readonly detail: string;
         };
-        /**
-         * @description * `pending` - Pending
-         *     * `running` - Running
-         *     * `succeeded` - Succeeded
-         *     * `failed` - Failed
-         *     * `skipped` - Skipped
-         * @enum {string}
-         */
-        OperationStepStatusEnum: "pending" | "running" | "succeeded" | "failed" | "skipped";
         OperationTarget: {
             type: string;
             id: string;
@@ -299,12 +435,24 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        OrganizationList: {
+            results: components["schemas"]["Organization"][];
+            /** Format: uri */
+            next: string | null;
+        };
         OrganizationRequest: {
             slug: string;
             name: string;
         };
         PaginatedAuditEventList: {
             results: components["schemas"]["AuditEvent"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedCloudAccountList: {
+            results: components["schemas"]["CloudAccount"][];
             /** Format: uri */
             next: string | null;
             /** Format: uri */
@@ -331,6 +479,10 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        /** @description Refuses, rather than silently drops, fields that Lakeplane alone sets. */
+        PatchedCloudAccountUpdateRequest: {
+            name?: string;
+        };
         PatchedMemberUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
         };
@@ -345,6 +497,15 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        /**
+         * @description * `pending` - Pending
+         *     * `running` - Running
+         *     * `succeeded` - Succeeded
+         *     * `failed` - Failed
+         *     * `skipped` - Skipped
+         * @enum {string}
+         */
+        StepStatusEnum: "pending" | "running" | "succeeded" | "failed" | "skipped";
         Token: {
             readonly id: string;
             readonly name: string;
@@ -371,6 +532,10 @@ export interface components {
             /** Format: email */
             readonly email: string;
             readonly name: string;
+        };
+        /** @description Refuses, rather than silently drops, fields that Lakeplane alone sets. */
+        VerifyRequest: {
+            role_arn: string;
         };
     };
     responses: never;
@@ -414,7 +579,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Organization"][];
+                    "application/json": components["schemas"]["OrganizationList"];
                 };
             };
         };
@@ -530,6 +695,216 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedAuditEventList"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedCloudAccountList"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloudAccountCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudAccount"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudAccount"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_cloud_accounts_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedCloudAccountUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudAccount"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_onboarding_cloudformation_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CloudFormation template (JSON) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_cloud_accounts_onboarding_terraform_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Terraform module call and tfvars */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_cloud_accounts_rotate_external_id_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudAccount"];
+                };
+            };
+        };
+    };
+    orgs_cloud_accounts_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudAccount"];
                 };
             };
         };
