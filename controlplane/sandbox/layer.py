@@ -383,7 +383,12 @@ class SandboxLayer:
         payload = b"".join(chunks)
         status_code = int(captured["status"].split()[0])
         if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
+            payload = self._shift_expiration(payload)
             self._remember_credentials(payload, target_account or account)
+            captured["headers"] = [
+                (k, str(len(payload)) if k.lower() == "content-length" else v)
+                for k, v in captured["headers"]
+            ]
         if fault is not None:  # drop_response: the call happened, the answer is lost
             record("drop_response", status_code)
             _reset_connection(environ)
@@ -410,6 +415,19 @@ class SandboxLayer:
             return get_account_id_from(access_key_id)
         except Exception:
             return DEFAULT_ACCOUNT_ID
+
+    def _shift_expiration(self, payload: bytes) -> bytes:
+        """moto stamps expiry from the real clock; the sandbox's clock may have been moved."""
+        with self._lock:
+            offset = self._clock_offset
+        if not offset:
+            return payload
+
+        def shift(match: re.Match[str]) -> str:
+            when = datetime.fromisoformat(match[1].replace("Z", "+00:00")) + offset
+            return f"<Expiration>{when.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>"
+
+        return _EXPIRATION_IN_RESPONSE.sub(shift, payload.decode("utf-8")).encode()
 
     def _remember_credentials(self, payload: bytes, account: str) -> None:
         text = payload.decode("utf-8", "replace")
