@@ -11,8 +11,8 @@ from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
 from controlplane.core.models import Operation
 from controlplane.providers.aws.external_id import generate_external_id
-from controlplane.tenancy.models import Organization
 from controlplane.providers.aws.verification import InvalidRoleArn, parse_role_arn
+from controlplane.tenancy.models import Organization
 
 VERIFY_KIND = "cloudaccount.verify"
 

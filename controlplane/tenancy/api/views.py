@@ -49,7 +49,7 @@ class OrganizationListView(APIView):
                 "results": s.OrganizationSerializer(many=True),
                 "next": serializers.URLField(allow_null=True),
             },
-        )
+        ),
     )
     def get(self, request: Request) -> Response:
         memberships = Membership.objects.filter(user_id=request.user.pk).select_related(
