@@ -15,7 +15,9 @@ from controlplane.core.viewsets import OrgScopedViewSet
 
 
 class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
-    queryset = Operation.objects.prefetch_related("steps")
+    # No prefetch_related("steps"): a page's steps come from one query in
+    # OperationListSerializer, and a single operation loads its steps in one query anyway.
+    queryset = Operation.objects.all()
     serializer_class = OperationSerializer
 
     @extend_schema(request=None, responses={202: OperationSerializer})
