@@ -18,7 +18,8 @@ from controlplane.core.viewsets import OrgScopedViewSet
 
 
 class CloudAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
-    queryset = CloudAccount.objects.all()
+    # The onboarding summary names the org (TenantTag): load it with the page, not per row.
+    queryset = CloudAccount.objects.select_related("organization")
     serializer_class = s.CloudAccountSerializer
     required_roles = {
         "GET": Role.VIEWER,
