@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from controlplane.core.ids import PrefixedIdField
@@ -54,6 +56,10 @@ class Operation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The API's JSON for this operation and its steps, or NULL when it must be rebuilt: see
+    # controlplane/core/representation.py. Triggers (migration 0003) clear it on any change.
+    # NULL, not "", on purpose: the triggers' "rebuild me" marker must differ from any value.
+    representation = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         indexes = [
@@ -63,6 +69,18 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.kind} {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A plain save() of an existing row writes every column but ``representation``: an
+        # instance loaded before a step changed would otherwise write back a stale value.
+        # Only representation.store() and the list's rebuild write it, by name.
+        if kwargs.get("update_fields") is None and not self._state.adding:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "representation"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def is_terminal(self) -> bool:

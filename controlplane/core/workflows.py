@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from controlplane.core import audit
+from controlplane.core import audit, representation
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict
 from controlplane.core.models import Operation, OperationStatus, OperationStep, StepStatus
@@ -118,6 +118,7 @@ def start_operation(
             OperationStep(operation=operation, position=i, name=step.name)
             for i, step in enumerate(workflow.steps)
         )
+        representation.store(operation)
         audit.record(
             actor=actor,
             organization=organization,
@@ -153,6 +154,7 @@ def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
         locked.finished_at = None
         locked.lease_until = None
         locked.save()
+        representation.store(locked)
         audit.record(
             actor=actor,
             organization=locked.organization,
@@ -232,6 +234,7 @@ def claim_next_step(operation_id: str) -> Claim | Outcome:
         step.started_at = step.started_at or now
         step.attempts += 1
         step.save(update_fields=["status", "started_at", "attempts", "errors"])
+        representation.store(operation)
     return Claim(operation=operation, step=step, workflow=workflow)
 
 
@@ -305,6 +308,7 @@ def _settle(
             operation.error_code, operation.error_message = error
             _finish(operation, OperationStatus.FAILED, claim.workflow)
             return Outcome(done=True)
+        representation.store(operation)
     if step_status == StepStatus.SUCCEEDED:
         return Outcome(next_countdown=0)
     return Outcome(next_countdown=countdown)
@@ -328,3 +332,5 @@ def _finish(operation: Operation, status: OperationStatus, workflow: Workflow) -
         target=operation,
         data={"error": operation.error_code} if operation.error_code else {},
     )
+    # Last, after the hook: the stored JSON must show everything this transaction wrote.
+    representation.store(operation)

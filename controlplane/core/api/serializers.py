@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db.models.manager import BaseManager
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from controlplane.core import representation
 from controlplane.core.models import AuditEvent, Operation, OperationStep
 
 
@@ -32,7 +29,7 @@ class OperationErrorSerializer(serializers.Serializer[Any]):
 
 
 class OperationListSerializer(serializers.ListSerializer[Operation]):
-    """A page of operations and all their steps, rendered from one query for the steps.
+    """Operations and all their steps, rendered from one query for the steps.
 
     The per-object path (``prefetch_related("steps")`` and the nested serializers) builds a
     queryset per operation, a model instance per step and walks every field of each: two
@@ -42,53 +39,7 @@ class OperationListSerializer(serializers.ListSerializer[Operation]):
     """
 
     def to_representation(self, data: Iterable[Operation]) -> list[dict[str, Any]]:  # type: ignore[override]
-        operations = list(data.all() if isinstance(data, BaseManager) else data)
-        # One DRF field with the timezone looked up once: the same formatting as every
-        # DateTimeField of the per-object path, without a context-local lookup per value.
-        timestamp_field = serializers.DateTimeField(
-            default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None
-        )
-
-        def timestamp(value: datetime | None) -> str | None:
-            return None if value is None else timestamp_field.to_representation(value)
-
-        steps: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        rows = (
-            OperationStep.objects.filter(operation_id__in=[op.pk for op in operations])
-            .order_by("operation_id", "position")
-            .values_list(
-                "operation_id", "name", "status", "attempts", "started_at", "finished_at", "detail"
-            )
-        )
-        for operation_id, name, status, attempts, started_at, finished_at, detail in rows:
-            steps[operation_id].append(
-                {
-                    "name": name,
-                    "status": status,
-                    "attempts": attempts,
-                    "started_at": timestamp(started_at),
-                    "finished_at": timestamp(finished_at),
-                    "detail": detail,
-                }
-            )
-        return [
-            {
-                "id": op.id,
-                "kind": op.kind,
-                "target": {"type": op.target_type, "id": op.target_id},
-                "status": op.status,
-                "progress": op.progress,
-                "steps": steps.get(op.id, []),
-                "error": (
-                    {"code": op.error_code, "message": op.error_message} if op.error_code else None
-                ),
-                "attempts": op.attempts,
-                "created_at": timestamp(op.created_at),
-                "started_at": timestamp(op.started_at),
-                "finished_at": timestamp(op.finished_at),
-            }
-            for op in operations
-        ]
+        return representation.build(list(data.all() if isinstance(data, BaseManager) else data))
 
 
 class OperationSerializer(serializers.ModelSerializer[Operation]):
