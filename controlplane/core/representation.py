@@ -20,7 +20,7 @@ So a stored value is either absent or current; it is never trusted past a change
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,19 +103,20 @@ def store(operation: Operation) -> None:
     Operation.objects.filter(pk=operation.pk).update(representation=operation.representation)
 
 
-def page_representations(page: Iterable[Operation]) -> list[str]:
+def page_representations(page: Iterable[Mapping[str, Any]]) -> list[str]:
     """The stored representations of a page, rebuilding (and storing) those that are cleared.
 
-    ``page`` needs only ``id`` and ``representation`` loaded. Rebuilt rows are stored only
-    when their lock can be taken at once (``skip_locked``): holding the lock while reading
-    the steps means a concurrent change either finished before the read or clears the value
-    again after this commit, and a list request never waits for the engine. Rows someone else
-    holds are rendered for this answer only.
+    ``page`` holds ``{"id": …, "representation": …}`` rows (``values()``: no model instances
+    on the hot path). Rebuilt rows are stored only when their lock can be taken at once
+    (``skip_locked``): holding the lock while reading the steps means a concurrent change
+    either finished before the read or clears the value again after this commit, and a list
+    request never waits for the engine. Rows someone else holds are rendered for this answer
+    only.
     """
     page = list(page)
-    missing = [op.pk for op in page if op.representation is None]
+    missing = [row["id"] for row in page if row["representation"] is None]
     if not missing:
-        return [op.representation for op in page if op.representation is not None]
+        return [row["representation"] for row in page]
     rebuilt: dict[str, str] = {}
     with transaction.atomic():
         locked = list(
@@ -131,4 +132,4 @@ def page_representations(page: Iterable[Operation]) -> list[str]:
             for op in locked:
                 op.representation = rebuilt[op.pk]
             Operation.objects.bulk_update(locked, ["representation"])
-    return [rebuilt.get(op.pk) or op.representation or "" for op in page]
+    return [row["representation"] or rebuilt[row["id"]] for row in page]

@@ -34,7 +34,8 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Same page, cursor and envelope as ListModelMixin.list; only the items' source
         # differs: the stored JSON of each row instead of a serializer run per request.
-        queryset = self.filter_queryset(self.get_queryset()).only("id", "representation")
+        # values(): the cursor paginator reads "id" from dicts too; no model instances.
+        queryset = self.filter_queryset(self.get_queryset()).values("id", "representation")
         page = self.paginate_queryset(queryset)
         assert page is not None  # the API always paginates (DEFAULT_PAGINATION_CLASS)
         items = [RawJSON(text) for text in representation.page_representations(page)]
