@@ -278,6 +278,14 @@ def permissions_policy() -> PolicyDocument:
                     "s3:PutEncryptionConfiguration",
                     "s3:PutBucketVersioning",
                     "s3:PutLifecycleConfiguration",
+                    # Read before write, so a converged bucket costs no change (and no drift).
+                    "s3:GetEncryptionConfiguration",
+                    "s3:GetBucketVersioning",
+                    "s3:GetBucketPublicAccessBlock",
+                    "s3:GetBucketPolicy",
+                    # The TLS-only (deny aws:SecureTransport=false) bucket policy.
+                    "s3:PutBucketPolicy",
+                    "s3:ListBucketVersions",
                 ],
                 "Resource": _LAKEPLANE_BUCKETS,
             },
@@ -289,11 +297,27 @@ def permissions_policy() -> PolicyDocument:
                 "Resource": f"{_LAKEPLANE_BUCKETS}/*",
             },
             {
+                # A versioned bucket must be emptied of every version before it can go.
                 "Sid": "DeleteManagedBuckets",
                 "Effect": "Allow",
-                "Action": "s3:DeleteBucket",
-                "Resource": _LAKEPLANE_BUCKETS,
+                "Action": ["s3:DeleteBucket", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                "Resource": [_LAKEPLANE_BUCKETS, f"{_LAKEPLANE_BUCKETS}/*"],
                 "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                # EKS secrets encryption with the customer's KMS key: the creator of the
+                # cluster must see the key and let EKS hold a grant on it (no decrypt here).
+                "Sid": "EksSecretsEncryptionKey",
+                "Effect": "Allow",
+                "Action": "kms:DescribeKey",
+                "Resource": "*",
+            },
+            {
+                "Sid": "EksSecretsEncryptionGrant",
+                "Effect": "Allow",
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
             },
         ],
     }
