@@ -1,4 +1,4 @@
-"""HTTP client for the sandbox layer's control API (faults, call log, clock)."""
+"""HTTP client for the sandbox layer's control API (faults, call log, clock, EKS status)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,23 @@ class SandboxControl:
 
     def advance_clock(self, seconds: float) -> None:
         self._send("POST", "/clock", json={"advance_seconds": seconds})
+
+    def hold_new_eks_clusters(self, enabled: bool = True) -> None:
+        """New EKS clusters start in CREATING (moto makes them ACTIVE) until flipped."""
+        self._send("POST", "/eks/hold", json={"enabled": enabled})
+
+    def set_eks_cluster_status(
+        self,
+        account: str,
+        cluster: str,
+        status: str,
+        *,
+        region: str = "us-east-1",
+        issues: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Flip a cluster to e.g. ACTIVE or FAILED (``issues`` become ``cluster.health``)."""
+        body = {"account": account, "region": region, "cluster": cluster, "status": status}
+        self._send("POST", "/eks/status", json={**body, "issues": issues or []})
 
     def reset(self) -> None:
         """Faults, call log and clock back to defaults (moto's resources are kept)."""

@@ -36,7 +36,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from
 from werkzeug.wsgi import get_input_stream
 
-from controlplane.sandbox import operations, trust
+from controlplane.sandbox import lifecycle, operations, trust
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -213,6 +213,11 @@ def aws_error(service: str, kind: str, message: str) -> tuple[int, list[tuple[st
     return status, headers, body
 
 
+def _with_length(headers: list[tuple[str, str]], payload: bytes) -> list[tuple[str, str]]:
+    """Headers with Content-Length matching a rewritten body."""
+    return [(k, str(len(payload)) if k.lower() == "content-length" else v) for k, v in headers]
+
+
 def _reset_connection(environ: dict[str, Any]) -> None:
     """Close the client's connection with a TCP RST, as a lost response looks on the wire."""
     sock = environ.get("werkzeug.socket")
@@ -233,6 +238,7 @@ class SandboxLayer:
         self._clock_offset = timedelta(0)
         # Temporary credentials issued through this layer: access key id -> (account, expiry).
         self._issued: dict[str, tuple[str, datetime]] = {}
+        self.eks_hold = lifecycle.EksHold()
 
     # --- control API ------------------------------------------------------------------------
     def reset(self) -> None:
@@ -241,6 +247,7 @@ class SandboxLayer:
             self._calls.clear()
             self._clock_offset = timedelta(0)
             self._issued.clear()
+        self.eks_hold.set(False)
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self._clock_offset
@@ -291,6 +298,28 @@ class SandboxLayer:
         if path == "reset" and method == "POST":
             self.reset()
             return 200, {"ok": True}
+        if path == "eks/hold" and method == "POST":
+            if not isinstance(payload.get("enabled"), bool):
+                return 400, {"error": "enabled must be true or false"}
+            self.eks_hold.set(payload["enabled"])
+            return 200, {"enabled": payload["enabled"]}
+        if path == "eks/status" and method == "POST":
+            fields = ("account", "region", "cluster", "status")
+            if not all(isinstance(payload.get(k), str) for k in fields):
+                return 400, {"error": f"give {', '.join(fields)} as strings"}
+            issues = payload.get("issues", [])
+            if not isinstance(issues, list):
+                return 400, {"error": "issues must be a list"}
+            try:
+                return 200, lifecycle.set_cluster_status(
+                    payload["account"],
+                    payload["region"],
+                    payload["cluster"],
+                    payload["status"],
+                    issues,
+                )
+            except lifecycle.ControlError as exc:
+                return 400, {"error": str(exc)}
         return 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"}
 
     # --- request path -----------------------------------------------------------------------
@@ -373,6 +402,9 @@ class SandboxLayer:
                     f"resource: {form.get('RoleArn', '')} ({decision.reason})",
                 )
 
+        if signed.service == "iam":
+            lifecycle.seed_eks_managed_policies(account)
+
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -385,10 +417,10 @@ class SandboxLayer:
         if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
             payload = self._shift_expiration(payload)
             self._remember_credentials(payload, target_account or account)
-            captured["headers"] = [
-                (k, str(len(payload)) if k.lower() == "content-length" else v)
-                for k, v in captured["headers"]
-            ]
+            captured["headers"] = _with_length(captured["headers"], payload)
+        if signed.service == "eks" and action == "CreateCluster" and status_code == 200:
+            payload = self.eks_hold.after_create(account, signed.region, payload)
+            captured["headers"] = _with_length(captured["headers"], payload)
         if fault is not None:  # drop_response: the call happened, the answer is lost
             record("drop_response", status_code)
             _reset_connection(environ)
