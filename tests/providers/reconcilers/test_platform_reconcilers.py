@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 
 from controlplane.providers.aws import policies
 from controlplane.providers.aws.reconcilers import buckets, eks, iam
@@ -666,3 +667,16 @@ def test_every_call_the_platform_steps_make_is_granted_to_the_customer_role(
     assert len(permissions) > 20
     assert [p for p in sorted(permissions) if not _granted(p)] == []
     assert account.owned(owner) == {}
+
+
+def test_eks_status_control_refuses_bad_input(account: Account) -> None:
+    control = account.sandbox.control
+    with pytest.raises(requests.HTTPError) as unknown:
+        control.set_eks_cluster_status(account.sandbox.account_id, "lakeplane-nope", "ACTIVE")
+    assert unknown.value.response.status_code == 400
+    assert "no cluster" in unknown.value.response.json()["error"]
+    ctx = account.ctx_for("eks", new_owner())
+    EKS.ensure(ctx)
+    with pytest.raises(requests.HTTPError) as bad:
+        control.set_eks_cluster_status(account.sandbox.account_id, eks.cluster_name(ctx), "DONE")
+    assert bad.value.response.status_code == 400
