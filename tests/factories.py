@@ -112,3 +112,24 @@ class CloudAccountFactory(factory.django.DjangoModelFactory):
 
 
 ORG_SCOPED_FACTORIES[CloudAccount] = lambda org: CloudAccountFactory(organization=org)
+
+
+# --- compute planes ---------------------------------------------------------------------------
+from controlplane.computeplanes.models import ComputePlane  # noqa: E402
+
+
+class ComputePlaneFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ComputePlane
+
+    organization = factory.SubFactory(OrganizationFactory)
+    cloud_account = factory.SubFactory(
+        CloudAccountFactory, organization=factory.SelfAttribute("..organization")
+    )
+    name = factory.Sequence(lambda n: f"plane-{n}")
+    region = "us-east-1"
+    kubernetes_version = "1.31"
+    status = "ready"
+
+
+ORG_SCOPED_FACTORIES[ComputePlane] = lambda org: ComputePlaneFactory(organization=org)

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "controlplane.core",
     "controlplane.tenancy",
     "controlplane.cloudaccounts",
+    "controlplane.computeplanes",
 ]
 
 MIDDLEWARE = [

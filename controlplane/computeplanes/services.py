@@ -1,0 +1,203 @@
+"""The write path for compute planes: create, plan (dry run), update, delete."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
+from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.core import audit, workflows
+from controlplane.core.audit import Actor
+from controlplane.core.errors import Conflict, InvalidInput
+from controlplane.core.models import Operation
+from controlplane.tenancy.models import Organization
+
+CREATE_KIND = "computeplane.create"
+UPDATE_KIND = "computeplane.update"
+DELETE_KIND = "computeplane.delete"
+
+SUPPORTED_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
+DEFAULT_KUBERNETES_VERSION = "1.31"
+# EKS needs room for two or three AZs of public and private subnets plus pods (VPC CNI).
+MIN_PREFIX, MAX_PREFIX = 16, 20
+# Fields a PATCH may change, and the reconciler that owns each.
+MUTABLE_FIELDS = ("name", "public_access_cidrs", "control_plane_logging", "endpoint_access")
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+
+@dataclass(frozen=True)
+class ComputePlaneRequest:
+    name: str
+    cloud_account: CloudAccount
+    region: str
+    vpc_cidr: str
+    availability_zones: int
+    kubernetes_version: str
+    endpoint_access: str
+    public_access_cidrs: list[str]
+    control_plane_logging: list[str]
+
+
+def validate_request(request: ComputePlaneRequest) -> None:
+    errors: dict[str, list[str]] = {}
+    try:
+        network = ipaddress.IPv4Network(request.vpc_cidr)
+        if not network.is_private:
+            errors["vpc_cidr"] = ["Use a private range (10/8, 172.16/12 or 192.168/16)."]
+        elif not MIN_PREFIX <= network.prefixlen <= MAX_PREFIX:
+            errors["vpc_cidr"] = [f"Use a /{MIN_PREFIX} to /{MAX_PREFIX} network."]
+    except ValueError as exc:
+        errors["vpc_cidr"] = [f"Not an IPv4 network: {exc}."]
+    if request.kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
+        errors["kubernetes_version"] = [
+            f"Supported versions: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}."
+        ]
+    errors.update(_validate_access(request.endpoint_access, request.public_access_cidrs))
+    if request.cloud_account.status != CloudAccountStatus.VERIFIED:
+        errors["cloud_account"] = [
+            f"The cloud account is {request.cloud_account.status}; verify it first."
+        ]
+    if errors:
+        raise InvalidInput("The compute plane cannot be built as requested.", errors=errors)
+
+
+def _validate_access(endpoint_access: str, cidrs: list[str]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if endpoint_access == "private" and cidrs:
+        errors["public_access_cidrs"] = [
+            "A private endpoint takes no public CIDRs; use endpoint_access=public_and_private."
+        ]
+    for cidr in cidrs:
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            errors.setdefault("public_access_cidrs", []).append(f"{cidr} is not a CIDR.")
+            continue
+        if network.prefixlen == 0:
+            errors.setdefault("public_access_cidrs", []).append(
+                "0.0.0.0/0 opens the Kubernetes API to the internet; list your networks."
+            )
+    return errors
+
+
+def create_compute_plane(
+    *, actor: Actor, organization: Organization, request: ComputePlaneRequest
+) -> tuple[ComputePlane, Operation]:
+    validate_request(request)
+    with transaction.atomic():
+        if ComputePlane.objects.filter(
+            organization=organization, name=request.name, deleted_at__isnull=True
+        ).exists():
+            raise InvalidInput(
+                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
+            )
+        plane = ComputePlane.objects.create(
+            organization=organization,
+            cloud_account=request.cloud_account,
+            name=request.name,
+            region=request.region,
+            vpc_cidr=request.vpc_cidr,
+            availability_zones=request.availability_zones,
+            kubernetes_version=request.kubernetes_version,
+            endpoint_access=request.endpoint_access,
+            public_access_cidrs=request.public_access_cidrs,
+            control_plane_logging=request.control_plane_logging,
+        )
+        operation = workflows.start_operation(
+            actor=actor, organization=organization, kind=CREATE_KIND, target=plane
+        )
+        plane.operation = operation
+        plane.save(update_fields=["operation"])
+        audit.record(
+            actor=actor,
+            organization=organization,
+            action="computeplane.created",
+            target=plane,
+            data={"name": plane.name, "region": plane.region, "operation": operation.id},
+        )
+    return plane, operation
+
+
+def update_compute_plane(
+    *, actor: Actor, plane: ComputePlane, changes: dict[str, Any]
+) -> tuple[ComputePlane, Operation | None]:
+    """Rename in place; settings that live in AWS go through an update operation."""
+    with transaction.atomic():
+        locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
+        cloud_changes = {
+            k: v for k, v in changes.items() if k != "name" and getattr(locked, k) != v
+        }
+        if cloud_changes and locked.status != ComputePlaneStatus.READY:
+            raise Conflict(f"The compute plane is {locked.status}; wait until it is ready.")
+        access = cloud_changes.get("endpoint_access", locked.endpoint_access)
+        cidrs = cloud_changes.get("public_access_cidrs", locked.public_access_cidrs)
+        errors = _validate_access(access, cidrs)
+        if errors:
+            raise InvalidInput("The change cannot be applied.", errors=errors)
+        for key, value in changes.items():
+            setattr(locked, key, value)
+        operation = None
+        if cloud_changes:
+            locked.status = ComputePlaneStatus.UPDATING
+            operation = workflows.start_operation(
+                actor=actor,
+                organization=locked.organization,
+                kind=UPDATE_KIND,
+                target=locked,
+                params={"changed": sorted(cloud_changes)},
+            )
+            locked.operation = operation
+        locked.save()
+        audit.record(
+            actor=actor,
+            organization=locked.organization,
+            action="computeplane.updated",
+            target=locked,
+            data={"changed": sorted(changes)},
+        )
+    return locked, operation
+
+
+def delete_compute_plane(*, actor: Actor, plane: ComputePlane) -> tuple[ComputePlane, Operation]:
+    with transaction.atomic():
+        locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
+        if locked.status in (ComputePlaneStatus.DELETING, ComputePlaneStatus.DELETED):
+            raise Conflict(f"The compute plane is already {locked.status}.")
+        blockers = _dependents(locked)
+        if blockers:
+            raise Conflict(
+                f"The compute plane still has {blockers}; delete them first.",
+            )
+        if locked.operation is not None and not locked.operation.is_terminal:
+            # A running create is stopped where it is; the delete cleans up what exists.
+            Operation.objects.filter(pk=locked.operation_id).update(status="canceled")
+        locked.status = ComputePlaneStatus.DELETING
+        operation = workflows.start_operation(
+            actor=actor, organization=locked.organization, kind=DELETE_KIND, target=locked
+        )
+        locked.operation = operation
+        locked.save(update_fields=["status", "operation"])
+        audit.record(
+            actor=actor,
+            organization=locked.organization,
+            action="computeplane.delete_requested",
+            target=locked,
+            data={"operation": operation.id},
+        )
+    return locked, operation
+
+
+def _dependents(plane: ComputePlane) -> str:
+    """What still runs on the compute plane (clusters, metastores, caches), in words."""
+    counts = []
+    for relation in ("clusters", "metastores", "caches"):
+        manager = getattr(plane, relation, None)
+        if manager is not None:
+            live = manager.exclude(status="deleted").count()
+            if live:
+                counts.append(f"{live} {relation}")
+    return ", ".join(counts)

@@ -1,0 +1,212 @@
+"""Compute planes through the API, built and torn down in the emulator by the real workflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.computeplanes.models import ComputePlane
+from controlplane.core import workflows
+from controlplane.core.audit import Actor
+from controlplane.core.models import Operation
+from controlplane.sandbox.customers import admin_client
+from tests.factories import CloudAccountFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MANAGED = {"Name": "tag:lakeplane:managed-by", "Values": ["lakeplane"]}
+
+
+def _body(account, **extra):
+    return {
+        "name": "analytics",
+        "cloud_account": account.pk,
+        "region": "us-east-1",
+        "vpc_cidr": "10.42.0.0/16",
+        "availability_zones": 2,
+        "kubernetes_version": "1.31",
+        **extra,
+    }
+
+
+def _url(owner, suffix=""):
+    return f"/api/v1/orgs/{owner.org.slug}/compute-planes{suffix}"
+
+
+def tagged_resources(sandbox, plane_id: str | None = None) -> dict[str, list[str]]:
+    """Every Lakeplane-tagged resource in the customer account, by kind."""
+    ec2 = admin_client(sandbox.endpoint_url, "ec2", sandbox.account_id)
+    filters = [MANAGED]
+    if plane_id:
+        filters.append({"Name": "tag:lakeplane:compute-plane", "Values": [plane_id]})
+    found = {
+        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=filters)["Vpcs"]],
+        "subnets": [s["SubnetId"] for s in ec2.describe_subnets(Filters=filters)["Subnets"]],
+        "igws": [
+            i["InternetGatewayId"]
+            for i in ec2.describe_internet_gateways(Filters=filters)["InternetGateways"]
+        ],
+        "nats": [
+            n["NatGatewayId"]
+            for n in ec2.describe_nat_gateways(Filters=filters)["NatGateways"]
+            if n["State"] not in ("deleted", "deleting")
+        ],
+        "eips": [a["AllocationId"] for a in ec2.describe_addresses(Filters=filters)["Addresses"]],
+        "route_tables": [
+            r["RouteTableId"] for r in ec2.describe_route_tables(Filters=filters)["RouteTables"]
+        ],
+        "security_groups": [
+            g["GroupId"] for g in ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
+        ],
+    }
+    iam = admin_client(sandbox.endpoint_url, "iam", sandbox.account_id)
+    found["iam_roles"] = [
+        r["RoleName"]
+        for r in iam.list_roles(PathPrefix="/lakeplane/")["Roles"]
+        if plane_id is None or plane_id.replace("_", "-") in r["RoleName"]
+    ]
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    found["eks_clusters"] = [
+        c
+        for c in eks.list_clusters()["clusters"]
+        if plane_id is None or plane_id.replace("_", "-") in c
+    ]
+    s3 = admin_client(sandbox.endpoint_url, "s3", sandbox.account_id)
+    found["buckets"] = [
+        b["Name"]
+        for b in s3.list_buckets()["Buckets"]
+        if b["Name"].startswith("lakeplane-")
+        and (plane_id is None or plane_id.replace("_", "-") in b["Name"])
+    ]
+    return found
+
+
+def test_create_ready_then_delete_leaves_nothing(owner, verified_account, sandbox):
+    response = owner.client.post(_url(owner), _body(verified_account), format="json")
+    assert response.status_code == 202, response.content
+    plane_id = response.json()["id"]
+    op = owner.client.get(response["Location"]).json()
+    assert op["status"] == "succeeded", op
+    assert op["progress"] == 100
+    assert [s["status"] for s in op["steps"]] == ["succeeded"] * len(op["steps"])
+
+    plane = owner.client.get(_url(owner, f"/{plane_id}")).json()
+    assert plane["status"] == "ready"
+    assert plane["resources"]["vpc_id"].startswith("vpc-")
+    assert len(plane["resources"]["subnet_ids"]) == 4
+    assert plane["resources"]["eks_cluster_name"]
+    assert set(plane["resources"]["buckets"]) == {"warehouse", "logs"}
+
+    built = tagged_resources(sandbox, plane_id)
+    assert len(built["vpcs"]) == 1
+    assert len(built["subnets"]) == 4
+    assert len(built["nats"]) == 2
+    assert len(built["eks_clusters"]) == 1
+
+    deleted = owner.client.delete(_url(owner, f"/{plane_id}"))
+    assert deleted.status_code == 202, deleted.content
+    op = owner.client.get(deleted["Location"]).json()
+    assert op["status"] == "succeeded", op
+    assert owner.client.get(_url(owner, f"/{plane_id}")).json()["status"] == "deleted"
+    leftovers = {kind: ids for kind, ids in tagged_resources(sandbox, plane_id).items() if ids}
+    assert leftovers == {}
+
+
+def test_second_create_run_makes_no_mutating_call(owner, verified_account, sandbox):
+    response = owner.client.post(_url(owner), _body(verified_account), format="json")
+    plane = ComputePlane.objects.get(pk=response.json()["id"])
+    assert plane.status == "ready"
+    since = max((c.seq for c in sandbox.control.calls()), default=0)
+
+    operation = workflows.start_operation(
+        actor=Actor.system_actor("test"),
+        organization=plane.organization,
+        kind="computeplane.create",
+        target=plane,
+    )
+    workflows.send_advance(operation.id)
+    assert Operation.objects.get(pk=operation.pk).status == "succeeded"
+    calls = [c for c in sandbox.control.calls(since=since) if c.service != "sts"]
+    mutating = [f"{c.service}:{c.action}" for c in calls if c.mutating]
+    assert calls, "the second run made no AWS call at all: it did not look"
+    assert mutating == []
+
+
+def test_dry_run_lists_actions_and_creates_nothing(owner, verified_account, sandbox):
+    since = max((c.seq for c in sandbox.control.calls()), default=0)
+    response = owner.client.post(
+        _url(owner, "?dry_run=true"), _body(verified_account), format="json"
+    )
+    assert response.status_code == 200, response.content
+    plan = response.json()["plan"]
+    steps = [action["step"] for action in plan]
+    assert steps.index("vpc") < steps.index("subnets") < steps.index("eks")
+    assert all(a["action"] == "create" for a in plan if a["step"] == "vpc")
+    assert ComputePlane.objects.count() == 0
+    assert not [c for c in sandbox.control.calls(since=since) if c.mutating and c.service != "sts"]
+    assert tagged_resources(sandbox)["vpcs"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"vpc_cidr": "8.8.0.0/16"}, "vpc_cidr"),
+        ({"vpc_cidr": "10.0.0.0/8"}, "vpc_cidr"),
+        ({"vpc_cidr": "nonsense"}, "vpc_cidr"),
+        ({"kubernetes_version": "1.12"}, "kubernetes_version"),
+        ({"availability_zones": 5}, "availability_zones"),
+        ({"public_access_cidrs": ["203.0.113.0/24"]}, "public_access_cidrs"),
+        (
+            {"endpoint_access": "public_and_private", "public_access_cidrs": ["0.0.0.0/0"]},
+            "public_access_cidrs",
+        ),
+        ({"region": "moon-1"}, "region"),
+    ],
+)
+def test_bad_requests_get_field_errors(owner, extra, field, db):
+    account = CloudAccountFactory(organization=owner.org, status="verified")
+    response = owner.client.post(_url(owner), _body(account, **extra), format="json")
+    assert response.status_code in (400, 422), response.content
+    assert field in response.json()["errors"]
+    assert ComputePlane.objects.count() == 0
+
+
+def test_unverified_account_is_refused(owner, db):
+    account = CloudAccountFactory(organization=owner.org, status="pending_role")
+    response = owner.client.post(_url(owner), _body(account), format="json")
+    assert response.status_code == 422
+    assert "cloud_account" in response.json()["errors"]
+
+
+def test_another_orgs_cloud_account_is_404(owner, db):
+    foreign = CloudAccountFactory(status="verified")
+    response = owner.client.post(_url(owner), _body(foreign), format="json")
+    assert response.status_code == 404
+    assert "cloud_account" in response.json()["errors"]
+
+
+def test_patch_public_cidrs_reconciles_only_eks(owner, verified_account, sandbox):
+    created = owner.client.post(
+        _url(owner),
+        _body(
+            verified_account,
+            endpoint_access="public_and_private",
+            public_access_cidrs=["203.0.113.0/24"],
+        ),
+        format="json",
+    ).json()
+    response = owner.client.patch(
+        _url(owner, f"/{created['id']}"),
+        {"public_access_cidrs": ["198.51.100.0/24"]},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    op = owner.client.get(response["Location"]).json()
+    assert op["status"] == "succeeded", op
+    assert [s["name"] for s in op["steps"]] == ["eks"]
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    name = ComputePlane.objects.get(pk=created["id"]).resources["eks_cluster_name"]
+    vpc_config = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
+    assert vpc_config["publicAccessCidrs"] == ["198.51.100.0/24"]
+    renamed = owner.client.patch(_url(owner, f"/{created['id']}"), {"name": "bi"}, format="json")
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "bi"
