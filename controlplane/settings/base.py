@@ -197,7 +197,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_IMPORTS: list[str] = env.list("CELERY_IMPORTS", default=[])
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Orphans are rare (a crash between create and record, a row deleted by hand); a quarter
+    # hour bounds what they cost the customer without listing their account all day.
+    "sweep-orphaned-resources": {
+        "task": "controlplane.computeplanes.tasks.sweep_orphaned_resources",
+        "schedule": env.float("LAKEPLANE_SWEEP_SECONDS", default=900.0),
+        "options": {"queue": "provisioning"},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Operations ----------------------------------------------------------------------------

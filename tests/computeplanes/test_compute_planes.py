@@ -32,6 +32,11 @@ def _url(owner, suffix=""):
     return f"/api/v1/orgs/{owner.org.slug}/compute-planes{suffix}"
 
 
+def _matches(tags, filters) -> bool:
+    values = {t["Key"]: t["Value"] for t in tags or []}
+    return all(values.get(f["Name"].removeprefix("tag:")) in f["Values"] for f in filters)
+
+
 def tagged_resources(sandbox, plane_id: str | None = None) -> dict[str, list[str]]:
     """Every Lakeplane-tagged resource in the customer account, by kind."""
     ec2 = admin_client(sandbox.endpoint_url, "ec2", sandbox.account_id)
@@ -45,10 +50,11 @@ def tagged_resources(sandbox, plane_id: str | None = None) -> dict[str, list[str
             i["InternetGatewayId"]
             for i in ec2.describe_internet_gateways(Filters=filters)["InternetGateways"]
         ],
+        # The emulator ignores tag filters on NAT gateways: match their tags here.
         "nats": [
             n["NatGatewayId"]
-            for n in ec2.describe_nat_gateways(Filters=filters)["NatGateways"]
-            if n["State"] not in ("deleted", "deleting")
+            for n in ec2.describe_nat_gateways()["NatGateways"]
+            if n["State"] not in ("deleted", "deleting") and _matches(n.get("Tags"), filters)
         ],
         "eips": [a["AllocationId"] for a in ec2.describe_addresses(Filters=filters)["Addresses"]],
         "route_tables": [
