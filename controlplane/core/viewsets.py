@@ -36,6 +36,15 @@ DEFAULT_REQUIRED_ROLES: dict[str, Role] = {
     "DELETE": Role.MEMBER,
 }
 
+# Resources only admins change (members, tokens' owners, cloud accounts, compute planes).
+ADMIN_WRITES: dict[str, Role] = {
+    **DEFAULT_REQUIRED_ROLES,
+    "POST": Role.ADMIN,
+    "PUT": Role.ADMIN,
+    "PATCH": Role.ADMIN,
+    "DELETE": Role.ADMIN,
+}
+
 
 class _ScopedViewSetMeta(type):
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:

@@ -13,22 +13,14 @@ from rest_framework.response import Response
 from controlplane.cloudaccounts import onboarding, services
 from controlplane.cloudaccounts.api import serializers as s
 from controlplane.cloudaccounts.models import CloudAccount
-from controlplane.core.roles import Role
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
 
 
 class CloudAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     # The onboarding summary names the org (TenantTag): load it with the page, not per row.
     queryset = CloudAccount.objects.select_related("organization")
     serializer_class = s.CloudAccountSerializer
-    required_roles = {
-        "GET": Role.VIEWER,
-        "HEAD": Role.VIEWER,
-        "OPTIONS": Role.VIEWER,
-        "POST": Role.ADMIN,
-        "PATCH": Role.ADMIN,
-        "DELETE": Role.ADMIN,
-    }
+    required_roles = ADMIN_WRITES
 
     @extend_schema(
         request=s.CloudAccountCreateSerializer, responses={201: s.CloudAccountSerializer}

@@ -15,21 +15,13 @@ from controlplane.computeplanes import services
 from controlplane.computeplanes.api import serializers as s
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.core.errors import NotFound
-from controlplane.core.roles import Role
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
 
 
 class ComputePlaneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     queryset = ComputePlane.objects.select_related("operation")
     serializer_class = s.ComputePlaneSerializer
-    required_roles = {
-        "GET": Role.VIEWER,
-        "HEAD": Role.VIEWER,
-        "OPTIONS": Role.VIEWER,
-        "POST": Role.ADMIN,
-        "PATCH": Role.ADMIN,
-        "DELETE": Role.ADMIN,
-    }
+    required_roles = ADMIN_WRITES
 
     def _accepted(self, plane: ComputePlane, operation: Any) -> Response:
         plane.operation = operation

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from controlplane.core.audit import Actor
 from controlplane.core.roles import Role
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
 from controlplane.tenancy import services
 from controlplane.tenancy.api import serializers as s
 from controlplane.tenancy.models import ApiToken, Membership, Organization
@@ -117,14 +117,7 @@ class MemberViewSet(mixins.ListModelMixin, OrgScopedViewSet):
     serializer_class = s.MemberSerializer
     lookup_field = "user_id"
     lookup_url_kwarg = "usr_id"
-    required_roles = {
-        "GET": Role.VIEWER,
-        "HEAD": Role.VIEWER,
-        "OPTIONS": Role.VIEWER,
-        "POST": Role.ADMIN,
-        "PATCH": Role.ADMIN,
-        "DELETE": Role.ADMIN,
-    }
+    required_roles = ADMIN_WRITES
 
     @extend_schema(request=s.MemberCreateSerializer, responses={201: s.MemberSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
