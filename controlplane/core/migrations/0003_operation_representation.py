@@ -64,6 +64,76 @@ DROP TRIGGER IF EXISTS core_operation_representation_guard ON core_operation;
 DROP FUNCTION IF EXISTS core_operation_representation_guard();
 """
 
+# SQLite (the sandbox's embedded default) has no plpgsql: the same rules as SQLite triggers.
+# An INSERT clears the value; an UPDATE that changes a shown column clears it (the engine's
+# own write of ``representation`` changes none, so it stands); any change to a step clears
+# its operation's.
+_OP_COLUMNS = (
+    "id",
+    "kind",
+    "target_type",
+    "target_id",
+    "status",
+    "progress",
+    "error_code",
+    "error_message",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+_STEP_COLUMNS = (
+    "operation_id",
+    "position",
+    "name",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "detail",
+)
+
+
+def _changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)
+
+
+SQLITE_CREATE = [
+    """CREATE TRIGGER core_operation_representation_insert AFTER INSERT ON core_operation
+    BEGIN UPDATE core_operation SET representation = NULL WHERE id = NEW.id; END""",
+    f"""CREATE TRIGGER core_operation_representation_update AFTER UPDATE ON core_operation
+    WHEN {_changed(_OP_COLUMNS)}
+    BEGIN UPDATE core_operation SET representation = NULL WHERE id = NEW.id; END""",
+    """CREATE TRIGGER core_operationstep_representation_insert AFTER INSERT ON core_operationstep
+    BEGIN UPDATE core_operation SET representation = NULL WHERE id = NEW.operation_id; END""",
+    f"""CREATE TRIGGER core_operationstep_representation_update
+    AFTER UPDATE ON core_operationstep WHEN {_changed(_STEP_COLUMNS)}
+    BEGIN
+        UPDATE core_operation SET representation = NULL
+        WHERE id IN (OLD.operation_id, NEW.operation_id);
+    END""",
+    """CREATE TRIGGER core_operationstep_representation_delete AFTER DELETE ON core_operationstep
+    BEGIN UPDATE core_operation SET representation = NULL WHERE id = OLD.operation_id; END""",
+]
+SQLITE_DROP = [
+    f"DROP TRIGGER IF EXISTS {name}"
+    for name in (
+        "core_operation_representation_insert",
+        "core_operation_representation_update",
+        "core_operationstep_representation_insert",
+        "core_operationstep_representation_update",
+        "core_operationstep_representation_delete",
+    )
+]
+
+
+def _run(statements_by_vendor: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    def run(apps, schema_editor):  # type: ignore[no-untyped-def]
+        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
+            schema_editor.execute(statement)
+
+    return run
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -76,5 +146,8 @@ class Migration(migrations.Migration):
             name="representation",
             field=models.TextField(blank=True, editable=False, null=True),
         ),
-        migrations.RunSQL(CREATE, DROP),
+        migrations.RunPython(
+            _run({"postgresql": [CREATE], "sqlite": SQLITE_CREATE}),
+            _run({"postgresql": [DROP], "sqlite": SQLITE_DROP}),
+        ),
     ]
