@@ -235,3 +235,22 @@ def test_malformed_json_is_a_problem_not_a_500(owner, org):
     )
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_compiled_token_lookup_matches_the_orm(owner, org):
+    from django.forms.models import model_to_dict
+
+    from controlplane.tenancy.authentication import _lookup
+
+    created = owner.client.post(
+        f"/api/v1/orgs/{org.slug}/tokens", {"name": "ci", "role": "member"}, format="json"
+    ).json()
+    expected = ApiToken.objects.select_related("organization", "created_by").get(pk=created["id"])
+    found = _lookup.fetch(expected.prefix)
+    assert found is not None
+    assert model_to_dict(found) == model_to_dict(expected)
+    assert model_to_dict(found.organization) == model_to_dict(expected.organization)
+    assert model_to_dict(found.created_by) == model_to_dict(expected.created_by)
+    assert found.expires_at == expected.expires_at
+    assert found.created_at == expected.created_at
+    assert _lookup.fetch("nosuchprefix") is None
