@@ -32,7 +32,12 @@ class SandboxControl:
         return response.json()
 
     def add_fault(self, kind: str, **rule: Any) -> dict[str, Any]:
-        """e.g. ``add_fault("throttle", service=["sts", "iam"], fraction=0.3)``."""
+        """e.g. ``add_fault("throttle", service=["sts", "iam"], fraction=0.3)``.
+
+        ``add_fault("delay", action="CreateVpc", count=1, seconds=30)`` holds the matching call
+        (its rule's ``fired`` turns 1 once it is held) until ``seconds`` pass or
+        :meth:`clear_faults` releases it; then the call is applied as usual.
+        """
         result: dict[str, Any] = self._send("POST", "/faults", json={"kind": kind, **rule})
         return result
 
@@ -40,6 +45,7 @@ class SandboxControl:
         return list(self._send("GET", "/faults")["faults"])
 
     def clear_faults(self) -> None:
+        """Remove every rule; calls a ``delay`` still holds go on at once."""
         self._send("DELETE", "/faults")
 
     def calls(self, account: str | None = None, since: int = 0) -> list[Call]:

@@ -5,7 +5,9 @@ These are emulator aids for tests and benchmarks, not product code (docs/sandbox
 * **Faults** — ``POST /_lakeplane/faults`` with ``{service, action, kind, count | fraction}``
   makes matching calls fail the way AWS fails: ``throttle``, ``access_denied``, ``server_error``,
   or ``drop_response`` (the call IS applied, then the connection is reset, so the client retries
-  an operation that already happened — the case idempotent reconcilers must survive).
+  an operation that already happened — the case idempotent reconcilers must survive). ``delay``
+  holds the call for ``seconds`` (or until the fault is cleared) and then applies it: a call
+  "in flight" long enough for a test to kill the worker that sent it.
 * **Trust** — ``sts:AssumeRole`` is refused unless the role's trust policy allows the caller with
   the request's external ID (moto itself accepts any AssumeRole). Temporary credentials are
   refused once expired, against a clock tests can move with ``POST /_lakeplane/clock``.
@@ -26,7 +28,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,7 +43,10 @@ from controlplane.sandbox import lifecycle, operations, trust
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-FAULT_KINDS = ("throttle", "access_denied", "server_error", "drop_response")
+FAULT_KINDS = ("throttle", "access_denied", "server_error", "drop_response", "delay")
+# A held call never outlives this, so a forgotten delay cannot wedge a server thread for long.
+MAX_DELAY_SECONDS = 120.0
+DEFAULT_DELAY_SECONDS = 30.0
 CONTROL_PREFIX = "/_lakeplane/"
 
 _ACCESS_KEY_IN_RESPONSE = re.compile(r"<AccessKeyId>([^<]+)</AccessKeyId>")
@@ -64,10 +69,13 @@ class FaultRule:
     count: int | None = None
     fraction: float | None = None
     seed: int | None = None
+    seconds: float | None = None  # delay only: how long to hold a matching call
     id: str = field(default_factory=lambda: f"fault_{uuid.uuid4().hex[:12]}")
     matched: int = 0
     fired: int = 0
     _rng: random.Random | None = field(default=None, repr=False)
+    # Set when the rule is cleared: held calls go on at once instead of sleeping out `seconds`.
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def matches(self, service: str, action: str, account: str) -> bool:
         return (
@@ -93,9 +101,15 @@ class FaultRule:
         return fire
 
     def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_rng")
-        return data
+        # Not asdict(): it deep-copies every field, and the Event holds a lock.
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+    def hold(self) -> None:
+        """delay: wait ``seconds``, or less if the rule is cleared meanwhile."""
+        self._released.wait(self.seconds if self.seconds is not None else DEFAULT_DELAY_SECONDS)
+
+    def release(self) -> None:
+        self._released.set()
 
 
 class BadControlRequest(ValueError):
@@ -113,6 +127,15 @@ def parse_fault(body: dict[str, Any]) -> FaultRule:
         raise BadControlRequest("count must be a non-negative integer")
     if fraction is not None and not (isinstance(fraction, int | float) and 0 <= fraction <= 1):
         raise BadControlRequest("fraction must be a number between 0 and 1")
+    seconds = body.get("seconds")
+    if seconds is not None and kind != "delay":
+        raise BadControlRequest("seconds applies to kind delay only")
+    if seconds is not None and (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_DELAY_SECONDS
+    ):
+        raise BadControlRequest(f"seconds must be a number between 0 and {MAX_DELAY_SECONDS:g}")
 
     def names(value: Any) -> tuple[str, ...]:
         if value is None:
@@ -130,6 +153,7 @@ def parse_fault(body: dict[str, Any]) -> FaultRule:
         count=count,
         fraction=float(fraction) if fraction is not None else None,
         seed=body.get("seed"),
+        seconds=float(seconds) if seconds is not None else None,
     )
 
 
@@ -241,9 +265,14 @@ class SandboxLayer:
         self.eks_hold = lifecycle.EksHold()
 
     # --- control API ------------------------------------------------------------------------
+    def _clear_faults(self) -> None:
+        for rule in self._faults:
+            rule.release()  # calls held by a delay go on now
+        self._faults.clear()
+
     def reset(self) -> None:
         with self._lock:
-            self._faults.clear()
+            self._clear_faults()
             self._calls.clear()
             self._clock_offset = timedelta(0)
             self._issued.clear()
@@ -275,7 +304,7 @@ class SandboxLayer:
             if path == "faults" and method == "GET":
                 return 200, {"faults": [r.public() for r in self._faults]}
             if path == "faults" and method == "DELETE":
-                self._faults.clear()
+                self._clear_faults()
                 return 200, {"faults": []}
             if path == "calls" and method == "GET":
                 account = query.get("account")
@@ -383,6 +412,9 @@ class SandboxLayer:
                 ),
                 None,
             )
+        if fault is not None and fault.kind == "delay":
+            fault.hold()  # outside the lock: other calls (and the control API) go on meanwhile
+            fault = None  # then the call proceeds as if no fault matched
         if fault is not None and fault.kind != "drop_response":
             return refuse(fault.kind, self._fault_message(fault.kind, signed.service, action))
 
