@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -112,12 +113,16 @@ def _plane(operation: Operation) -> ComputePlane:
     )
 
 
+def _poll_delay(seconds: float) -> float:
+    return min(seconds, float(settings.LAKEPLANE_MAX_POLL_SECONDS))
+
+
 def _run(call: Callable[[ReconcileContext], str], operation: Operation) -> str:
     ctx = context_for(_plane(operation))
     try:
         return call(ctx)
     except WaitFor as wait:
-        raise RetryLater(wait.detail, delay=wait.delay) from wait
+        raise RetryLater(wait.detail, delay=_poll_delay(wait.delay)) from wait
     except ReconcileError as error:
         raise PermanentError(error.code, error.message) from error
     except AwsAccessDenied as denied:
@@ -127,7 +132,9 @@ def _run(call: Callable[[ReconcileContext], str], operation: Operation) -> str:
             "cloud account again.",
         ) from denied
     except AwsUnavailable as unavailable:
-        raise RetryLater(f"AWS did not answer: {unavailable}", delay=15) from unavailable
+        raise RetryLater(
+            f"AWS did not answer: {unavailable}", delay=_poll_delay(15)
+        ) from unavailable
 
 
 def ensure_step(reconciler: Reconciler) -> Step:

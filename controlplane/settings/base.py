@@ -214,6 +214,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 LAKEPLANE_OPERATION_LEASE_SECONDS = env.int("LAKEPLANE_OPERATION_LEASE_SECONDS", default=60)
 # An unexpected error in a step is retried this many times (with backoff) before it fails.
 LAKEPLANE_STEP_MAX_ATTEMPTS = env.int("LAKEPLANE_STEP_MAX_ATTEMPTS", default=5)
+# Upper bound on how long a step waiting for AWS (EKS CREATING, NAT pending) sleeps between
+# polls. Reconcilers pick delays that suit real AWS (30 s for EKS); the emulator flips state
+# at once, so end-to-end tests lower this to keep their runs short.
+LAKEPLANE_MAX_POLL_SECONDS = env.float("LAKEPLANE_MAX_POLL_SECONDS", default=300.0)
 
 # --- OpenID Connect (mozilla-django-oidc) --------------------------------------------------
 # Login through an IdP is on when its issuer's endpoints and a client are configured.
