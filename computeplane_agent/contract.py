@@ -1,0 +1,268 @@
+"""The wire contract between the control plane and the compute-plane agent.
+
+This module is the only definition of what crosses the wire; the control plane's agent API imports
+these models to parse reports and to serialise desired state. Everything is frozen and
+``extra="forbid"`` so a typo or an unknown field is an error on both sides rather than silently
+dropped data.
+
+Data separation (DESIGN.md): reports carry metadata only. Every string has a length bound, every
+list and mapping a size bound, and there is no free-form ``dict[str, Any]`` anywhere — a test walks
+the JSON schemas and fails on any unbounded or untyped field.
+
+Versioning: top-level documents carry ``schema_version``. Additive changes (a new optional field or
+a new list with an empty default) keep ``CONTRACT_VERSION``; anything else gets a new version, and
+the control plane sends a desired state in the version the agent announced in ``Registration`` /
+``Heartbeat`` (``contract_version``). Because models forbid unknown fields, a control plane must not
+send a newer field to an agent that announced an older contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.config import JsonDict
+
+CONTRACT_VERSION: Literal["2026-11-01"] = "2026-11-01"
+SchemaVersion = Literal["2026-11-01"]
+
+# Namespaces the agent owns. Its RBAC is granted in these namespaces only (see install.py).
+AGENT_NAMESPACE = "lakeplane-system"
+WORKLOAD_NAMESPACE = "lakeplane-workloads"
+
+# Size bounds, chosen generously above what the product allows so they only ever stop abuse:
+# a compute plane holds at most a few dozen clusters; a catalog has a few dozen properties.
+MAX_CLUSTERS = 200
+MAX_CATALOGS_PER_CLUSTER = 100
+MAX_CATALOG_PROPERTIES = 200
+MAX_WORKERS = 1000
+MAX_USAGE_SAMPLES = 5000
+MAX_MESSAGE = 2000
+
+ClusterId = Annotated[str, StringConstraints(pattern=r"^cl_[0-9a-z]{1,40}$", max_length=43)]
+ComputePlaneId = Annotated[str, StringConstraints(pattern=r"^cp_[0-9a-z]{1,40}$", max_length=43)]
+# Issued by the control plane at registration; ``agt_…`` is recommended, any short prefix works.
+AgentId = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,8}_[0-9a-z]{1,40}$", max_length=49)]
+# Report ids are chosen by the agent (a UUID or ULID); they are the idempotency key of a report.
+ReportId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$", max_length=64)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=63)]
+# Presto/Trino identifiers for catalogs (API.md: ``[a-z][a-z0-9_]*``).
+CatalogName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$", max_length=63)]
+ConnectorName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$", max_length=63)]
+InstanceType = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", max_length=32)
+]
+EngineVersion = Annotated[str, StringConstraints(pattern=r"^[0-9][0-9A-Za-z.+-]*$", max_length=32)]
+SoftwareVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# A Kubernetes label value (node group names are used as the value of a node label).
+LabelValue = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$", max_length=63),
+]
+PropertyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$", max_length=128)]
+PropertyValue = Annotated[str, StringConstraints(max_length=4096)]
+SecretArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:secretsmanager:[^\s]+$", max_length=2048)
+]
+# A registry host with an optional path prefix, e.g. ``123.dkr.ecr.eu-west-1.amazonaws.com/mirror``.
+RegistryMirror = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$", max_length=255)
+]
+Cidr = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$", max_length=18)
+]
+Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+ErrorCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", max_length=64)]
+Token = Annotated[str, StringConstraints(min_length=16, max_length=512)]
+
+
+# Pydantic renders a mapping with constrained keys as ``patternProperties`` and leaves
+# ``additionalProperties`` open in the JSON schema, although validation rejects any other key.
+# Closing it keeps the published schema as strict as the validator.
+_CLOSED_MAPPING: JsonDict = {"additionalProperties": False}
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+# --- desired state (control plane -> agent) -------------------------------------------------
+
+
+class NodeSpec(ContractModel):
+    instance_type: InstanceType
+
+
+class WorkerSpec(ContractModel):
+    instance_type: InstanceType
+    replicas: int = Field(ge=0, le=MAX_WORKERS)
+    spot: bool = False
+
+
+class CatalogRef(ContractModel):
+    """A catalog mounted on a cluster.
+
+    ``properties`` are non-secret connector properties. Credentials never travel here: ``secrets``
+    maps a property name to a Secrets Manager ARN in the customer's account, which the agent
+    resolves inside the VPC (DESIGN.md "Data separation").
+    """
+
+    name: CatalogName
+    connector: ConnectorName
+    properties: dict[PropertyKey, PropertyValue] = Field(
+        default_factory=dict, max_length=MAX_CATALOG_PROPERTIES, json_schema_extra=_CLOSED_MAPPING
+    )
+    secrets: dict[PropertyKey, SecretArn] = Field(
+        default_factory=dict, max_length=50, json_schema_extra=_CLOSED_MAPPING
+    )
+
+
+class ClusterSpec(ContractModel):
+    id: ClusterId
+    name: Name
+    engine: Literal["presto", "trino"]
+    version: EngineVersion
+    state: Literal["running", "stopped"]
+    # Bumped by the control plane to roll every pod (``POST …/restart``); rendered as a pod
+    # template annotation so a change triggers a rolling update and nothing else.
+    restart_generation: int = Field(default=0, ge=0)
+    coordinator: NodeSpec
+    workers: WorkerSpec
+    # The EKS managed node group the control plane created for this cluster; its nodes carry the
+    # label ``lakeplane.io/node-group=<node_group>`` and the matching NoSchedule taint.
+    node_group: LabelValue
+    catalogs: list[CatalogRef] = Field(default_factory=list, max_length=MAX_CATALOGS_PER_CLUSTER)
+    # Upper bound of a query's run time; the worker grace period is derived from it so a
+    # shutting-down worker finishes its running tasks (1 min .. 24 h).
+    max_query_minutes: int = Field(default=60, ge=1, le=1440)
+
+
+# Extension points. Later contract versions fill these in (metastores, caches, the gateway); until
+# the agent can render them the lists are bounded to zero, so a control plane cannot send something
+# this agent would silently ignore.
+class MetastoreSpec(ContractModel):
+    id: Annotated[str, StringConstraints(pattern=r"^ms_[0-9a-z]{1,40}$", max_length=43)]
+    name: Name
+
+
+class CacheSpec(ContractModel):
+    id: Annotated[str, StringConstraints(pattern=r"^cache_[0-9a-z]{1,40}$", max_length=46)]
+    name: Name
+
+
+class GatewaySpec(ContractModel):
+    enabled: bool = False
+
+
+class DesiredState(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    compute_plane_id: ComputePlaneId
+    # Monotonic per compute plane; the agent sends it back as the ETag (``If-None-Match``).
+    version: int = Field(ge=0)
+    # The NetworkPolicy lets only this CIDR reach the coordinator port.
+    vpc_cidr: Cidr
+    registry_mirror: RegistryMirror | None = None
+    clusters: list[ClusterSpec] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    metastores: list[MetastoreSpec] = Field(default_factory=list, max_length=0)
+    caches: list[CacheSpec] = Field(default_factory=list, max_length=0)
+    gateway: GatewaySpec | None = None
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+class Registration(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    bootstrap_token: Token
+    agent_version: SoftwareVersion
+    kubernetes_version: SoftwareVersion
+    contract_version: SchemaVersion = CONTRACT_VERSION
+
+
+class AgentCredential(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    credential: Token
+    expires_at: datetime
+    compute_plane_id: ComputePlaneId
+
+
+# --- reports (agent -> control plane): metadata only ----------------------------------------
+
+
+class Heartbeat(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    agent_version: SoftwareVersion
+    contract_version: SchemaVersion = CONTRACT_VERSION
+    sent_at: datetime
+    # The desired-state version the agent last applied successfully (None before the first apply).
+    applied_version: int | None = Field(default=None, ge=0)
+
+
+ClusterPhase = Literal[
+    "pending", "starting", "running", "degraded", "stopping", "stopped", "failed"
+]
+
+
+class ClusterStatus(ContractModel):
+    id: ClusterId
+    phase: ClusterPhase
+    coordinator_ready: bool
+    workers_ready: int = Field(ge=0, le=MAX_WORKERS)
+    workers_desired: int = Field(ge=0, le=MAX_WORKERS)
+    message: Message | None = None
+    observed_at: datetime
+
+
+class AgentError(ContractModel):
+    """Why the agent could not apply the latest desired state (it keeps the last good one)."""
+
+    code: ErrorCode
+    message: Message
+    # The desired-state version that failed, so the control plane can tell a stale error apart.
+    version: int | None = Field(default=None, ge=0)
+
+
+class StatusReport(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    report_id: ReportId
+    applied_version: int | None = Field(default=None, ge=0)
+    clusters: list[ClusterStatus] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    error: AgentError | None = None
+    sent_at: datetime
+
+
+class UsageSample(ContractModel):
+    cluster_id: ClusterId
+    instance_type: InstanceType
+    nodes: int = Field(ge=0, le=MAX_WORKERS + 1)
+    seconds: int = Field(ge=0, le=31 * 24 * 3600)
+
+
+class UsageReport(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    report_id: ReportId
+    period_start: datetime
+    period_end: datetime
+    samples: list[UsageSample] = Field(default_factory=list, max_length=MAX_USAGE_SAMPLES)
+
+    @model_validator(mode="after")
+    def _period_is_ordered(self) -> UsageReport:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+# Every top-level document, for the schema test and for the control plane's OpenAPI component list.
+DOCUMENTS: tuple[type[ContractModel], ...] = (
+    DesiredState,
+    Registration,
+    AgentCredential,
+    Heartbeat,
+    StatusReport,
+    UsageReport,
+)
