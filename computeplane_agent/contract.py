@@ -98,6 +98,9 @@ class WorkerSpec(ContractModel):
     instance_type: InstanceType
     replicas: int = Field(ge=0, le=MAX_WORKERS)
     spot: bool = False
+    # The autoscaling ceiling (API ``max_count``). Cluster-wide query memory is sized for it, so a
+    # resize changes worker replicas only and never rolls the coordinator.
+    max_replicas: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
 
 
 class CatalogRef(ContractModel):
