@@ -1,0 +1,109 @@
+"""The sandbox target: one YAML file per object under a root directory.
+
+It is what the sandbox runs instead of a live Kubernetes API, and a readable record of exactly what
+the agent would apply in EKS (also usable for review or GitOps). An object is "ready" once it passes
+strict schema validation for the configured Kubernetes version, so a manifest the API server would
+reject never looks healthy here either.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from computeplane_agent.targets.base import (
+    APPLIED_HASH_ANNOTATION,
+    KubeObject,
+    ManagedObject,
+    ObjectRef,
+    Readiness,
+    TargetError,
+    content_hash,
+)
+
+CLUSTER_SCOPED_DIR = "_cluster"
+
+
+class DirectoryTarget:
+    name = "directory"
+
+    def __init__(self, root: Path | str, *, kubernetes_version: str = "1.31") -> None:
+        self.root = Path(root)
+        self.kubernetes_version = kubernetes_version
+        self._validated: dict[str, str | None] = {}  # content hash -> error (None when valid)
+
+    def path_of(self, ref: ObjectRef) -> Path:
+        folder = ref.namespace or CLUSTER_SCOPED_DIR
+        return self.root / folder / f"{ref.kind.lower()}-{ref.name}.yaml"
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        for obj in objects:
+            path = self.path_of(ObjectRef.of(obj))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a reader (or a crash) never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".yaml")
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    yaml.safe_dump(obj, handle, sort_keys=False)
+                os.replace(tmp, path)
+            except OSError as exc:
+                Path(tmp).unlink(missing_ok=True)
+                raise TargetError(f"cannot write {path}: {exc}") from exc
+
+    def _load(self, path: Path) -> KubeObject | None:
+        try:
+            loaded: Any = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def list_managed(self) -> list[ManagedObject]:
+        found: list[ManagedObject] = []
+        if not self.root.exists():
+            return found
+        for path in sorted(self.root.glob("*/*.yaml")):
+            obj = self._load(path)
+            if obj is None:
+                continue
+            metadata = obj.get("metadata", {})
+            if metadata.get("labels", {}).get("app.kubernetes.io/managed-by") != "lakeplane-agent":
+                continue
+            applied = metadata.get("annotations", {}).get(APPLIED_HASH_ANNOTATION)
+            found.append(ManagedObject(ObjectRef.of(obj), applied))
+        return found
+
+    def delete(self, ref: ObjectRef) -> None:
+        try:
+            self.path_of(ref).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TargetError(f"cannot delete {ref}: {exc}") from exc
+
+    def _validation_error(self, obj: KubeObject) -> str | None:
+        key = content_hash(obj)
+        if key not in self._validated:
+            # Imported here: only the sandbox target needs the schemas (a large package).
+            import kubernetes_validate
+
+            try:
+                kubernetes_validate.validate(obj, self.kubernetes_version, strict=True)
+                self._validated[key] = None
+            except kubernetes_validate.ValidationError as exc:
+                self._validated[key] = f"invalid: {exc.message}"[:500]
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                self._validated[key] = exc.message[:500]
+        return self._validated[key]
+
+    def readiness(self, ref: ObjectRef) -> Readiness:
+        obj = self._load(self.path_of(ref))
+        if obj is None:
+            return Readiness(exists=False, ready=False)
+        error = self._validation_error(obj)
+        if error:
+            return Readiness(True, False, message=error)
+        desired = int(obj.get("spec", {}).get("replicas", 1)) if ref.kind == "Deployment" else 0
+        return Readiness(True, True, desired, desired)

@@ -1,0 +1,195 @@
+"""The real target: the Kubernetes API through the official client, server-side apply only.
+
+Requests are built with the client's ``ApiClient`` (auth, TLS, host from in-cluster config or a
+kubeconfig) against explicit REST paths, because server-side apply is one generic PATCH whatever
+the kind — no per-kind generated method needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
+from computeplane_agent.targets.base import (
+    APPLIED_HASH_ANNOTATION,
+    KubeObject,
+    ManagedObject,
+    ObjectRef,
+    Readiness,
+    TargetError,
+)
+
+FIELD_MANAGER = "lakeplane-agent"
+APPLY_PATCH = "application/apply-patch+yaml"
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=lakeplane-agent"
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def base(self) -> str:
+        # Core group objects live under /api/v1, every other group under /apis/<group>/<version>.
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+
+KINDS: dict[str, Kind] = {
+    "ConfigMap": Kind("v1", "configmaps"),
+    "Secret": Kind("v1", "secrets"),
+    "Service": Kind("v1", "services"),
+    "ServiceAccount": Kind("v1", "serviceaccounts"),
+    "Namespace": Kind("v1", "namespaces", namespaced=False),
+    "Deployment": Kind("apps/v1", "deployments"),
+    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
+    "Role": Kind("rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": Kind("rbac.authorization.k8s.io/v1", "rolebindings"),
+    "ClusterRole": Kind("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
+    "ClusterRoleBinding": Kind(
+        "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+    ),
+}
+# What the loop renders and may prune; the agent's own install objects are never pruned by it.
+PRUNABLE_KINDS = ("Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy")
+
+
+def object_path(ref: ObjectRef) -> str:
+    kind = KINDS.get(ref.kind)
+    if kind is None or kind.api_version != ref.api_version:
+        raise TargetError(f"unsupported kind {ref.api_version}/{ref.kind}")
+    if kind.namespaced:
+        if not ref.namespace:
+            raise TargetError(f"{ref} needs a namespace")
+        return f"{kind.base}/namespaces/{ref.namespace}/{kind.plural}/{ref.name}"
+    return f"{kind.base}/{kind.plural}/{ref.name}"
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the given (or default) kubeconfig."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    configuration = client.Configuration()
+    # The kubernetes package's config loaders carry no annotations.
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+class KubernetesTarget:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        namespaces: Sequence[str] = (WORKLOAD_NAMESPACE,),
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.api = api_client
+        self.namespaces = tuple(namespaces)
+        self.request_timeout = request_timeout
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: KubeObject | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        serialized = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
+            raw = response.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            return exc.status or 0, None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise TargetError(f"{method} {path}: {exc}") from exc
+        payload = json.loads(raw) if raw else None
+        return response.status, payload
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        for obj in objects:
+            path = object_path(ObjectRef.of(obj))
+            status, payload = self._call(
+                "PATCH",
+                path,
+                query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                body=obj,
+                content_type=APPLY_PATCH,
+            )
+            if not 200 <= status < 300:
+                detail = payload.get("message") if isinstance(payload, dict) else None
+                raise TargetError(f"apply {path} answered {status}: {detail or ''}".strip())
+
+    def list_managed(self) -> list[ManagedObject]:
+        found: list[ManagedObject] = []
+        for namespace in self.namespaces:
+            for kind_name in PRUNABLE_KINDS:
+                kind = KINDS[kind_name]
+                path = f"{kind.base}/namespaces/{namespace}/{kind.plural}"
+                status, payload = self._call(
+                    "GET", path, query=[("labelSelector", MANAGED_SELECTOR)]
+                )
+                if status != 200 or not isinstance(payload, dict):
+                    raise TargetError(f"list {path} answered {status}")
+                for item in payload.get("items", []):
+                    metadata = item.get("metadata", {})
+                    ref = ObjectRef(kind.api_version, kind_name, namespace, metadata["name"])
+                    applied = (metadata.get("annotations") or {}).get(APPLIED_HASH_ANNOTATION)
+                    found.append(ManagedObject(ref, applied))
+        return found
+
+    def delete(self, ref: ObjectRef) -> None:
+        path = object_path(ref)
+        status, _ = self._call(
+            "DELETE", path, query=[("propagationPolicy", "Background")], content_type=None
+        )
+        if status == 404:
+            return  # already gone
+        if not 200 <= status < 300:
+            raise TargetError(f"delete {path} answered {status}")
+
+    def readiness(self, ref: ObjectRef) -> Readiness:
+        status, payload = self._call("GET", object_path(ref))
+        if status == 404:
+            return Readiness(exists=False, ready=False)
+        if status != 200 or not isinstance(payload, dict):
+            raise TargetError(f"get {ref} answered {status}")
+        if ref.kind != "Deployment":
+            return Readiness(exists=True, ready=True)
+        spec, state = payload.get("spec", {}), payload.get("status", {})
+        desired = int(spec.get("replicas", 1))
+        ready = int(state.get("readyReplicas", 0))
+        updated = int(state.get("updatedReplicas", 0))
+        observed = state.get("observedGeneration", 0) >= payload["metadata"].get("generation", 0)
+        is_ready = observed and ready >= desired and updated >= desired
+        return Readiness(True, is_ready, min(ready, desired), desired)
+
+
+__all__ = ["AGENT_NAMESPACE", "KubernetesTarget", "load_api_client", "object_path"]

@@ -1,0 +1,67 @@
+"""An in-memory target: the agent's apply logic is tested against it (it counts every write)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from computeplane_agent.targets.base import (
+    APPLIED_HASH_ANNOTATION,
+    KubeObject,
+    ManagedObject,
+    ObjectRef,
+    Readiness,
+    TargetError,
+)
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "lakeplane-agent")
+
+
+class MemoryTarget:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.objects: dict[ObjectRef, KubeObject] = {}
+        self.writes = 0  # applies + deletes
+        self.applied: list[ObjectRef] = []
+        self.deleted: list[ObjectRef] = []
+        # Workloads named here report fewer ready replicas than desired (a pod that will not
+        # start); every other Deployment is ready as soon as it is applied.
+        self.unready: dict[ObjectRef, int] = {}
+        self.fail_next: int = 0
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TargetError("injected failure")
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        for obj in objects:
+            self._maybe_fail()
+            ref = ObjectRef.of(obj)
+            self.objects[ref] = copy.deepcopy(obj)
+            self.writes += 1
+            self.applied.append(ref)
+
+    def list_managed(self) -> list[ManagedObject]:
+        return [
+            ManagedObject(ref, obj["metadata"].get("annotations", {}).get(APPLIED_HASH_ANNOTATION))
+            for ref, obj in sorted(self.objects.items())
+            if obj["metadata"].get("labels", {}).get(MANAGED_BY[0]) == MANAGED_BY[1]
+        ]
+
+    def delete(self, ref: ObjectRef) -> None:
+        self._maybe_fail()
+        if self.objects.pop(ref, None) is not None:
+            self.writes += 1
+            self.deleted.append(ref)
+
+    def readiness(self, ref: ObjectRef) -> Readiness:
+        obj = self.objects.get(ref)
+        if obj is None:
+            return Readiness(exists=False, ready=False)
+        if ref.kind != "Deployment":
+            return Readiness(exists=True, ready=True)
+        desired = int(obj["spec"].get("replicas", 1))
+        ready = min(desired, self.unready.get(ref, desired))
+        return Readiness(True, ready == desired, ready, desired)
