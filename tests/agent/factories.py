@@ -18,7 +18,12 @@ def cluster_spec(**overrides: Any) -> ClusterSpec:
         "version": "476",
         "state": "running",
         "coordinator": {"instance_type": "m6i.xlarge"},
-        "workers": {"instance_type": "r6i.2xlarge", "replicas": 3, "spot": False},
+        "workers": {
+            "instance_type": "r6i.2xlarge",
+            "replicas": 3,
+            "spot": False,
+            "max_replicas": 10,
+        },
         "node_group": "lp-cl-01hv0000000000000000000001",
         "catalogs": [
             {

@@ -1,0 +1,279 @@
+"""The agent's loop: long-poll desired state → render → apply → prune → observe → report.
+
+``run_once`` does one pass and returns how long to wait before the next, so the loop is driven step
+by step in tests and by ``run`` in production. Two kinds of failure are kept apart (as kopf does):
+an unreachable control plane or target is temporary (back off, retry, leave the cluster alone);
+a desired state that does not parse or render is permanent for that version (report it, keep the
+last good state running, wait for a new version).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from computeplane_agent import __version__
+from computeplane_agent.client import (
+    ControlPlaneClient,
+    ControlPlaneRefused,
+    ControlPlaneUnavailable,
+    MalformedDesiredState,
+)
+from computeplane_agent.contract import (
+    WORKLOAD_NAMESPACE,
+    AgentError,
+    ClusterSpec,
+    ClusterStatus,
+    DesiredState,
+    Heartbeat,
+    StatusReport,
+    UsageReport,
+    UsageSample,
+)
+from computeplane_agent.render import render_desired_state, resource_prefix
+from computeplane_agent.targets.base import (
+    ObjectRef,
+    Target,
+    TargetError,
+    content_hash,
+    with_applied_hash,
+)
+
+log = logging.getLogger("computeplane_agent")
+
+MAX_BACKOFF_SECONDS = 60.0
+# Usage reports that could not be delivered are kept (and resent with the same report_id, so the
+# control plane counts them once) up to a day's worth at one report a minute.
+MAX_PENDING_USAGE = 1440
+
+
+@dataclass
+class ReconcileResult:
+    applied: int = 0
+    pruned: int = 0
+
+
+@dataclass
+class AgentState:
+    known_version: int | None = None  # what we send as If-None-Match
+    applied: DesiredState | None = None  # the last good state, fully applied
+    pending: DesiredState | None = None  # parsed and rendered, not yet fully applied
+    error: AgentError | None = None
+    failures: int = 0
+    usage_since: datetime | None = None
+    pending_usage: deque[UsageReport] = field(default_factory=deque)
+    last_heartbeat: datetime | None = None
+
+
+class Agent:
+    def __init__(
+        self,
+        client: ControlPlaneClient,
+        target: Target,
+        *,
+        agent_id: str,
+        poll_seconds: int = 30,
+        heartbeat_seconds: float = 30.0,
+        usage_seconds: float = 60.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.target = target
+        self.agent_id = agent_id
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.usage_seconds = usage_seconds
+        self.clock = clock
+        self.state = AgentState()
+
+    # --- reconcile --------------------------------------------------------------------------------
+
+    def reconcile(self, desired: DesiredState) -> ReconcileResult:
+        """Make the target hold exactly the desired objects, writing only what differs."""
+        objects = [with_applied_hash(o) for o in render_desired_state(desired)]
+        wanted = {ObjectRef.of(o): o for o in objects}
+        current = {m.ref: m.applied_hash for m in self.target.list_managed()}
+        changed = [o for ref, o in wanted.items() if current.get(ref) != content_hash(o)]
+        result = ReconcileResult()
+        if changed:
+            self.target.apply(changed)
+            result.applied = len(changed)
+        for ref in sorted(set(current) - set(wanted)):
+            self.target.delete(ref)
+            result.pruned += 1
+        return result
+
+    # --- observe ----------------------------------------------------------------------------------
+
+    def observe(self) -> list[ClusterStatus]:
+        applied = self.state.applied
+        if applied is None:
+            return []
+        now = self.clock()
+        return [self._cluster_status(cluster, now) for cluster in applied.clusters]
+
+    def _deployment(self, cluster: ClusterSpec, component: str) -> ObjectRef:
+        name = f"{resource_prefix(cluster.id)}-{component}"
+        return ObjectRef("apps/v1", "Deployment", WORKLOAD_NAMESPACE, name)
+
+    def _cluster_status(self, cluster: ClusterSpec, now: datetime) -> ClusterStatus:
+        coordinator = self.target.readiness(self._deployment(cluster, "coordinator"))
+        workers = self.target.readiness(self._deployment(cluster, "worker"))
+        running = cluster.state == "running"
+        desired = cluster.workers.replicas if running else 0
+        ready_workers = workers.ready_replicas
+        coordinator_ready = coordinator.ready and coordinator.ready_replicas > 0
+        message = coordinator.message or workers.message
+        if not coordinator.exists:
+            phase = "pending"
+        elif not running:
+            phase = "stopped" if not coordinator_ready and ready_workers == 0 else "stopping"
+        elif coordinator_ready and ready_workers >= desired and workers.ready:
+            phase = "running"
+        elif message:
+            phase = "failed" if not coordinator_ready else "degraded"
+        else:
+            phase = "starting"
+        return ClusterStatus(
+            id=cluster.id,
+            phase=phase,
+            coordinator_ready=coordinator_ready,
+            workers_ready=min(ready_workers, desired),
+            workers_desired=desired,
+            message=message[:2000] if message else None,
+            observed_at=now,
+        )
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    def _backoff(self) -> float:
+        self.state.failures += 1
+        base = min(MAX_BACKOFF_SECONDS, 2.0 ** min(self.state.failures, 6))
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+
+    def run_once(self) -> float:
+        """One pass of the loop; returns the seconds to wait before the next."""
+        state = self.state
+        try:
+            if state.pending is None:
+                try:
+                    fresh = self.client.desired_state(state.known_version, self.poll_seconds)
+                except MalformedDesiredState as exc:
+                    self._reject(exc.version, "invalid_desired_state", str(exc))
+                    fresh = None
+                if fresh is not None:
+                    self._accept(fresh)
+            if state.pending is not None:
+                result = self.reconcile(state.pending)
+                log.info("applied version %s: %s", state.pending.version, result)
+                state.applied, state.pending = state.pending, None
+            self._report()
+        except (ControlPlaneUnavailable, TargetError) as exc:
+            # Leave the cluster exactly as it is; try again later.
+            log.warning("temporary failure, backing off: %s", exc)
+            return self._backoff()
+        except ControlPlaneRefused as exc:
+            log.error("control plane refused the agent: %s", exc)
+            return self._backoff()
+        state.failures = 0
+        return 0.0
+
+    def _accept(self, fresh: DesiredState) -> None:
+        state = self.state
+        state.known_version = fresh.version
+        try:
+            render_desired_state(fresh)  # fail before touching the target
+        except ValueError as exc:
+            self._reject(fresh.version, "render_failed", str(exc))
+            return
+        state.pending = fresh
+        state.error = None
+
+    def _reject(self, version: int | None, code: str, message: str) -> None:
+        log.error("desired state %s rejected (%s): %s", version, code, message)
+        if version is not None:
+            # Do not fetch the same bad version again; a fixed one gets a new version.
+            self.state.known_version = version
+        self.state.error = AgentError(code=code, message=message[:2000], version=version)
+
+    def _report(self) -> None:
+        state = self.state
+        now = self.clock()
+        self.client.status(
+            StatusReport(
+                agent_id=self.agent_id,
+                report_id=uuid.uuid4().hex,
+                applied_version=state.applied.version if state.applied else None,
+                clusters=self.observe(),
+                error=state.error,
+                sent_at=now,
+            )
+        )
+        if (
+            state.last_heartbeat is None
+            or (now - state.last_heartbeat).total_seconds() >= self.heartbeat_seconds
+        ):
+            self.client.heartbeat(
+                Heartbeat(
+                    agent_id=self.agent_id,
+                    agent_version=__version__,
+                    sent_at=now,
+                    applied_version=state.applied.version if state.applied else None,
+                )
+            )
+            state.last_heartbeat = now
+        self._report_usage(now)
+
+    def _report_usage(self, now: datetime) -> None:
+        state = self.state
+        if state.usage_since is None:
+            state.usage_since = now
+        elapsed = int((now - state.usage_since).total_seconds())
+        if elapsed >= self.usage_seconds and state.applied is not None:
+            samples = []
+            for status, cluster in zip(self.observe(), state.applied.clusters, strict=True):
+                if status.coordinator_ready:
+                    samples.append(
+                        UsageSample(
+                            cluster_id=cluster.id,
+                            instance_type=cluster.coordinator.instance_type,
+                            nodes=1,
+                            seconds=elapsed,
+                        )
+                    )
+                if status.workers_ready:
+                    samples.append(
+                        UsageSample(
+                            cluster_id=cluster.id,
+                            instance_type=cluster.workers.instance_type,
+                            nodes=status.workers_ready,
+                            seconds=elapsed,
+                        )
+                    )
+            state.pending_usage.append(
+                UsageReport(
+                    agent_id=self.agent_id,
+                    report_id=uuid.uuid4().hex,
+                    period_start=state.usage_since,
+                    period_end=now,
+                    samples=samples,
+                )
+            )
+            while len(state.pending_usage) > MAX_PENDING_USAGE:
+                state.pending_usage.popleft()
+            state.usage_since = now
+        while state.pending_usage:
+            self.client.usage(state.pending_usage[0])  # same report_id on every retry
+            state.pending_usage.popleft()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            delay = self.run_once()
+            if delay:
+                stop.wait(delay)
