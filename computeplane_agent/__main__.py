@@ -1,0 +1,110 @@
+"""``python -m computeplane_agent run`` | ``install-manifests`` | ``export-kustomize DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import yaml
+
+from computeplane_agent import __version__
+from computeplane_agent.agent import Agent
+from computeplane_agent.client import HttpControlPlaneClient
+from computeplane_agent.contract import WORKLOAD_NAMESPACE, AgentCredential, Registration
+from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.targets.base import Target
+
+
+class ConfigError(Exception):
+    """A required setting is missing or invalid: the agent refuses to start."""
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"{name} is required")
+    return value
+
+
+def make_target(kind: str) -> Target:
+    if kind == "directory":
+        from computeplane_agent.targets.directory import DirectoryTarget
+
+        return DirectoryTarget(
+            _env("LAKEPLANE_DIRECTORY_ROOT"),
+            kubernetes_version=_env("LAKEPLANE_KUBERNETES_VERSION", "1.31"),
+        )
+    if kind == "kubernetes":
+        from computeplane_agent.targets.kubernetes import KubernetesTarget, load_api_client
+
+        return KubernetesTarget(
+            load_api_client(os.environ.get("LAKEPLANE_KUBECONFIG") or None),
+            namespaces=(WORKLOAD_NAMESPACE,),
+        )
+    raise ConfigError(f"LAKEPLANE_TARGET must be kubernetes or directory, not {kind!r}")
+
+
+def load_credential(client: HttpControlPlaneClient, credential_file: Path) -> AgentCredential:
+    """The stored credential, or a new one for the one-time bootstrap token (then stored)."""
+    if credential_file.exists():
+        return AgentCredential.model_validate_json(credential_file.read_text())
+    credential = client.register(
+        Registration(
+            bootstrap_token=_env("LAKEPLANE_BOOTSTRAP_TOKEN"),
+            agent_version=__version__,
+            kubernetes_version=_env("LAKEPLANE_KUBERNETES_VERSION", "unknown"),
+        )
+    )
+    credential_file.parent.mkdir(parents=True, exist_ok=True)
+    credential_file.write_text(credential.model_dump_json())
+    credential_file.chmod(0o600)
+    return credential
+
+
+def run() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    url = _env("LAKEPLANE_CONTROL_PLANE_URL")
+    target = make_target(_env("LAKEPLANE_TARGET", "kubernetes"))
+    poll_seconds = int(_env("LAKEPLANE_POLL_SECONDS", "30"))
+    client = HttpControlPlaneClient(url)
+    credential = load_credential(client, Path(_env("LAKEPLANE_CREDENTIAL_FILE")))
+    client.credential = credential.credential
+    agent = Agent(client, target, agent_id=credential.agent_id, poll_seconds=poll_seconds)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent.run(stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="computeplane_agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the agent (configured from LAKEPLANE_* env vars)")
+    manifests = commands.add_parser("install-manifests", help="print the agent's install YAML")
+    manifests.add_argument("--control-plane-url", required=True)
+    manifests.add_argument("--bootstrap-token", default="")
+    manifests.add_argument("--image", default=DEFAULT_IMAGE)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return run()
+        objects = install_manifests(
+            control_plane_url=args.control_plane_url,
+            bootstrap_token=args.bootstrap_token,
+            image=args.image,
+        )
+        sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+        return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The agent's own install manifests — one function used by the control plane's bootstrap step,
+printed by ``python -m computeplane_agent install-manifests`` and exported as the Kustomize base
+``infra/kustomize/computeplane-agent``.
+
+RBAC is namespaced only: the agent manages objects in ``lakeplane-workloads`` and reads its own
+namespace; it has no cluster-wide rights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from computeplane_agent import __version__
+from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
+
+KubeObject = dict[str, Any]
+AGENT_NAME = "lakeplane-agent"
+DEFAULT_IMAGE = f"ghcr.io/lakeplane/computeplane-agent:{__version__}"
+LABELS = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/part-of": "lakeplane"}
+
+
+def _meta(name: str, namespace: str | None = AGENT_NAMESPACE) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(LABELS)}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def install_manifests(
+    *,
+    control_plane_url: str,
+    bootstrap_token: str = "",
+    image: str = DEFAULT_IMAGE,
+    poll_seconds: int = 30,
+) -> list[KubeObject]:
+    """Objects in apply order. ``bootstrap_token`` empty leaves the Secret for the installer to
+    fill (the Kustomize base); the control plane passes the one-time token it issued."""
+    rules = [
+        {"apiGroups": [""], "resources": ["configmaps", "services", "secrets"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    ]  # fmt: skip
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(AGENT_NAMESPACE, None)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(WORKLOAD_NAMESPACE, None)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(AGENT_NAME)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(AGENT_NAME, WORKLOAD_NAMESPACE),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(AGENT_NAME, WORKLOAD_NAMESPACE),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": AGENT_NAME,
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": AGENT_NAME, "namespace": AGENT_NAMESPACE}
+            ],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"{AGENT_NAME}-config"),
+            "data": {
+                "LAKEPLANE_CONTROL_PLANE_URL": control_plane_url,
+                "LAKEPLANE_TARGET": "kubernetes",
+                "LAKEPLANE_POLL_SECONDS": str(poll_seconds),
+                "LAKEPLANE_CREDENTIAL_FILE": "/var/run/lakeplane/credential.json",
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _meta(f"{AGENT_NAME}-credential"),
+            "type": "Opaque",
+            "stringData": {"bootstrap-token": bootstrap_token},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(AGENT_NAME),
+            "spec": {
+                # One agent per compute plane: two would race on the same objects.
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT_NAME}},
+                "template": {
+                    "metadata": {"labels": dict(LABELS)},
+                    "spec": {
+                        "serviceAccountName": AGENT_NAME,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "agent",
+                                "image": image,
+                                "args": ["run"],
+                                "envFrom": [{"configMapRef": {"name": f"{AGENT_NAME}-config"}}],
+                                "env": [
+                                    {
+                                        "name": "LAKEPLANE_BOOTSTRAP_TOKEN",
+                                        "valueFrom": {
+                                            "secretKeyRef": {
+                                                "name": f"{AGENT_NAME}-credential",
+                                                "key": "bootstrap-token",
+                                            }
+                                        },
+                                    }
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "128Mi"},
+                                    "limits": {"memory": "256Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "credential", "mountPath": "/var/run/lakeplane"}
+                                ],
+                            }
+                        ],
+                        "volumes": [{"name": "credential", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+    ]
