@@ -28,6 +28,7 @@ PREFIXES = {
     "mem",
     "evt",
     "step",
+    "agc",
 }
 
 
