@@ -1,0 +1,13 @@
+"""Mounted at ``/api/agent/v1/`` (API.md "Agent API")."""
+
+from django.urls import path
+
+from controlplane.agentapi.api import views
+
+urlpatterns = [
+    path("register", views.RegisterView.as_view(), name="agent-register"),
+    path("desired-state", views.DesiredStateView.as_view(), name="agent-desired-state"),
+    path("heartbeat", views.HeartbeatView.as_view(), name="agent-heartbeat"),
+    path("status", views.StatusView.as_view(), name="agent-status"),
+    path("usage", views.UsageView.as_view(), name="agent-usage"),
+]

@@ -1,0 +1,163 @@
+"""The agent API: thin views over services; bodies are ``computeplane_agent.contract`` models."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import pydantic
+from django.conf import settings
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from computeplane_agent import contract
+from controlplane.agentapi import services
+from controlplane.agentapi.api.authentication import (
+    REALM,
+    AgentCredentialAuthentication,
+    IsAgent,
+)
+from controlplane.agentapi.longpoll import VersionWaiter, release_database_connection
+from controlplane.agentapi.models import AgentCredential
+from controlplane.core.audit import client_ip
+
+Document = TypeVar("Document", bound=pydantic.BaseModel)
+
+DEFAULT_WAIT_SECONDS = 20
+
+
+def parse(model: type[Document], request: Request) -> Document:
+    """The request body as a contract model; a schema violation is a 400 with field errors."""
+    try:
+        return model.model_validate_json(request.body or b"{}")
+    except pydantic.ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            field = ".".join(str(part) for part in error["loc"]) or "non_field_errors"
+            errors.setdefault(field, []).append(error["msg"])
+        raise exceptions.ValidationError(errors) from exc
+
+
+def _agent_errors(view: APIView, exc: Exception) -> Exception:
+    # Services raise AgentAuthError; DRF's AuthenticationFailed adds WWW-Authenticate.
+    if isinstance(exc, services.AgentAuthError):
+        return exceptions.AuthenticationFailed(exc.detail)
+    return exc
+
+
+class AgentView(APIView):
+    # Not in the public OpenAPI schema: the bodies are computeplane_agent.contract models,
+    # whose JSON schemas are the reference (docs/agent.md).
+    schema = None
+    authentication_classes = [AgentCredentialAuthentication]
+    permission_classes = [IsAgent]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        return super().handle_exception(_agent_errors(self, exc))
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return REALM
+
+    def credential(self, request: Request) -> AgentCredential:
+        assert isinstance(request.auth, AgentCredential)
+        return request.auth
+
+
+class RegisterView(AgentView):
+    """Exchange a one-time bootstrap token for this agent's credential (shown once)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        registration = parse(contract.Registration, request)
+        issued = services.register_agent(registration, source_ip=client_ip(request))
+        return Response(issued.as_contract().model_dump(mode="json"), status=201)
+
+
+def _wait_seconds(request: Request) -> int:
+    raw = request.query_params.get("wait", str(DEFAULT_WAIT_SECONDS))
+    try:
+        wait = int(raw)
+    except ValueError:
+        raise exceptions.ValidationError({"wait": ["A whole number of seconds."]}) from None
+    if wait < 0:
+        raise exceptions.ValidationError({"wait": ["Must be 0 or more."]})
+    return min(wait, int(settings.LAKEPLANE_AGENT_MAX_WAIT_SECONDS))
+
+
+def _known_version(request: Request) -> int | None:
+    """The version in ``If-None-Match`` (``"7"``, ``W/"7"`` or ``7``); None if absent/foreign."""
+    raw = request.headers.get("If-None-Match", "").strip()
+    raw = raw.removeprefix("W/").strip('"')
+    return int(raw) if raw.isdigit() else None
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+class DesiredStateView(AgentView):
+    """Long poll: 200 at once when the version differs from ``If-None-Match``, else wait up to
+    ``?wait=`` seconds (capped) and answer 304 if nothing changed. No database connection is
+    held while waiting (see longpoll.py)."""
+
+    def get(self, request: Request) -> Response:
+        credential = self.credential(request)
+        if agent_id := request.query_params.get("agent_id"):
+            services.check_agent_id(credential, agent_id)
+        wait = _wait_seconds(request)
+        known = _known_version(request)
+        plane = credential.compute_plane
+        version = services.desired_state_version(plane.id)
+        if version != known:
+            return self._current(plane)
+        if wait:
+            with VersionWaiter(plane.id, lambda: services.desired_state_version(plane.id)) as w:
+                # Re-read after subscribing: a publish since the first read is not missed.
+                changed = services.desired_state_version(plane.id) != known
+                if changed or w.wait(known, wait):
+                    return self._current(plane)
+        release_database_connection()
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(known)})
+
+    def _current(self, plane: Any) -> Response:
+        document = services.current_desired_state(plane)
+        return Response(document.model_dump(mode="json"), headers={"ETag": etag(document.version)})
+
+
+class HeartbeatView(AgentView):
+    """Marks the agent connected; the answer carries a new credential when rotation is due."""
+
+    def post(self, request: Request) -> Response:
+        credential = self.credential(request)
+        heartbeat = parse(contract.Heartbeat, request)
+        services.record_heartbeat(credential, heartbeat)
+        body: dict[str, Any] = {
+            "agent_id": heartbeat.agent_id,
+            "heartbeat_seconds": settings.LAKEPLANE_AGENT_HEARTBEAT_SECONDS,
+            "credential": None,
+        }
+        rotated = services.rotate_if_due(credential)
+        if rotated is not None:
+            body["credential"] = rotated.as_contract().model_dump(mode="json")
+        return Response(body)
+
+
+def _report_response(outcome: services.ReportOutcome) -> Response:
+    headers = {"Lakeplane-Replayed": "true"} if outcome.replayed else {}
+    return Response(outcome.result, headers=headers)
+
+
+class StatusView(AgentView):
+    def post(self, request: Request) -> Response:
+        report = parse(contract.StatusReport, request)
+        return _report_response(services.record_status(self.credential(request), report))
+
+
+class UsageView(AgentView):
+    def post(self, request: Request) -> Response:
+        report = parse(contract.UsageReport, request)
+        return _report_response(services.record_usage(self.credential(request), report))

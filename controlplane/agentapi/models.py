@@ -1,0 +1,170 @@
+"""What the control plane keeps about each compute plane's agent.
+
+Credentials (hashed), the desired-state document the agent polls, a record of every report
+received (so a replay is recognised), what the agent last observed, and usage rows for billing.
+The wire format of all of it is ``computeplane_agent.contract``; these rows store it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+from django.utils import timezone
+
+from controlplane.core.ids import PrefixedIdField
+
+# The public scheme markers of the two secrets an agent ever holds (not secrets themselves).
+CREDENTIAL_SCHEME = "lpa"  # a per-agent credential
+BOOTSTRAP_SCHEME = "lpb"  # a one-time bootstrap token
+
+
+def digest_of(secret: str) -> str:
+    """SHA-256 of a secret. The secrets carry 256 random bits, so no salt or stretching is
+    needed: there is nothing to guess, and a fast hash keeps authentication cheap."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AgentCredential(models.Model):
+    """A per-agent credential, valid for one compute plane only.
+
+    The secret is returned once (on register or rotation); only its digest is stored. A
+    rotation sets ``replaced_by`` and shortens ``expires_at`` to the end of the overlap, so
+    "is it valid" is always the same two checks: not revoked, not expired.
+    """
+
+    id = PrefixedIdField("agc")
+    compute_plane = models.ForeignKey(
+        "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="agent_credentials"
+    )
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set the first time the credential authenticates: a replacement that was never used was
+    # never received (its response got lost), so it may be replaced again.
+    first_used_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["compute_plane", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.compute_plane_id})"
+
+
+class DesiredState(models.Model):
+    """The one desired-state document of a compute plane and its version (the ETag)."""
+
+    compute_plane = models.OneToOneField(
+        "computeplanes.ComputePlane",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="desired_state",
+    )
+    version = models.PositiveBigIntegerField(default=0)
+    document = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.compute_plane_id} v{self.version}"
+
+
+class AgentPresence(models.Model):
+    """The agent's latest heartbeat, as the agent stamped it.
+
+    Heartbeats carry no report id; ``sent_at`` orders them instead. A heartbeat is applied only
+    if it is newer than the last one applied, so a replayed or late one changes nothing.
+    """
+
+    compute_plane = models.OneToOneField(
+        "computeplanes.ComputePlane",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="agent_presence",
+    )
+    heartbeat_sent_at = models.DateTimeField(null=True, blank=True)
+    applied_version = models.PositiveBigIntegerField(null=True, blank=True)
+    contract_version = models.CharField(max_length=16, blank=True)
+    kubernetes_version = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.compute_plane_id} at {self.heartbeat_sent_at}"
+
+
+class ReportKind(models.TextChoices):
+    STATUS = "status"
+    HEARTBEAT = "heartbeat"
+    USAGE = "usage"
+
+
+class AgentReport(models.Model):
+    """One report received from an agent, keyed by the agent's report id.
+
+    A replay (the agent retries after a lost response) finds this row and gets ``result``
+    back without any effect being applied twice. Rows older than the replay window are
+    pruned by a beat task.
+    """
+
+    compute_plane = models.ForeignKey(
+        "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="agent_reports"
+    )
+    kind = models.CharField(max_length=12, choices=ReportKind.choices)
+    report_id = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+    result = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["compute_plane", "kind", "report_id"], name="uniq_agent_report"
+            )
+        ]
+        indexes = [models.Index(fields=["received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.report_id} ({self.compute_plane_id})"
+
+
+class ObservedState(models.Model):
+    """What the agent last reported about the compute plane's workloads (status reports)."""
+
+    compute_plane = models.OneToOneField(
+        "computeplanes.ComputePlane",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="observed_state",
+    )
+    document = models.JSONField(default=dict)
+    observed_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.compute_plane_id} at {self.observed_at}"
+
+
+class UsageRecord(models.Model):
+    """Nodes of one instance type that ran for one cluster during one period (billing input)."""
+
+    compute_plane = models.ForeignKey(
+        "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="usage_records"
+    )
+    report = models.ForeignKey(AgentReport, on_delete=models.SET_NULL, null=True, blank=True)
+    cluster_id = models.CharField(max_length=40)
+    instance_type = models.CharField(max_length=32)
+    nodes = models.PositiveIntegerField()
+    seconds = models.PositiveIntegerField()
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["compute_plane", "period_start"]),
+            models.Index(fields=["cluster_id", "period_start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.nodes}x{self.instance_type} {self.seconds}s"

@@ -1,0 +1,457 @@
+"""The agent API's write path: bootstrap tokens, credentials, desired state and reports.
+
+Every function takes an explicit ``now`` (default: the clock) so expiry, rotation and
+staleness can be tested by moving time rather than by sleeping. Documents are the models of
+``computeplane_agent.contract``; nothing here defines a wire format.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from computeplane_agent import contract
+from controlplane.agentapi import longpoll
+from controlplane.agentapi.models import (
+    BOOTSTRAP_SCHEME,
+    CREDENTIAL_SCHEME,
+    AgentCredential,
+    AgentPresence,
+    AgentReport,
+    DesiredState,
+    ObservedState,
+    ReportKind,
+    UsageRecord,
+    digest_of,
+)
+from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
+from controlplane.core import audit
+from controlplane.core.errors import LakeplaneError
+
+# Sent after a status report is stored (not on a replay): the clusters app listens, so this
+# app never imports it. Arguments: compute_plane_id, report (contract.StatusReport).
+status_reported = Signal()
+
+AGENT_ACTOR = audit.Actor.system_actor("agent")
+# Report records only have to outlive the agent's retries of one report (minutes); a day is
+# a wide margin and keeps the table at a day's worth of reports.
+REPORT_RETENTION = timedelta(days=1)
+
+
+class AgentAuthError(LakeplaneError):
+    """Unknown, expired, revoked or reused token or credential (401)."""
+
+    status_code = 401
+    code = "not-authenticated"
+    title = "Authentication required"
+
+
+class ForeignComputePlane(LakeplaneError):
+    """A valid credential used for a compute plane it does not belong to (403)."""
+
+    status_code = 403
+    code = "permission-denied"
+    title = "Permission denied"
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else timezone.now()
+
+
+def _body(prefixed_id: str) -> str:
+    return prefixed_id.partition("_")[2]
+
+
+def agent_id_for(compute_plane_id: str) -> str:
+    """The agent's id: one agent per compute plane, stable across credential rotations."""
+    return f"agt_{_body(compute_plane_id)}"
+
+
+def _split_secret(secret: str, scheme: str) -> tuple[str, str] | None:
+    """``<scheme>_<id body>_<random>`` → (id body, whole secret), or None if malformed."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != scheme or not parts[1] or not parts[2]:
+        return None
+    return parts[1], secret
+
+
+# --- bootstrap tokens and registration ------------------------------------------------------
+def issue_bootstrap_token(compute_plane: ComputePlane, *, now: datetime | None = None) -> str:
+    """A new one-time bootstrap token for ``compute_plane``; returns the plaintext (once).
+
+    Only the digest is stored; a new token replaces any unused one. The caller (the compute
+    plane's bootstrap step) hands the plaintext to whatever installs the agent: the agent's
+    credential Secret on EKS, the local agent process's environment in the sandbox.
+    """
+    token = f"{BOOTSTRAP_SCHEME}_{_body(compute_plane.id)}_{secrets.token_urlsafe(32)}"
+    expires_at = _now(now) + timedelta(seconds=settings.LAKEPLANE_AGENT_BOOTSTRAP_TTL_SECONDS)
+    ComputePlane.objects.filter(pk=compute_plane.pk).update(
+        bootstrap_token_digest=digest_of(token), bootstrap_token_expires_at=expires_at
+    )
+    compute_plane.bootstrap_token_digest = digest_of(token)
+    compute_plane.bootstrap_token_expires_at = expires_at
+    return token
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    credential: AgentCredential
+    secret: str
+
+    def as_contract(self) -> contract.AgentCredential:
+        return contract.AgentCredential(
+            agent_id=agent_id_for(self.credential.compute_plane_id),
+            credential=self.secret,
+            expires_at=self.credential.expires_at,
+            compute_plane_id=self.credential.compute_plane_id,
+        )
+
+
+def _issue_credential(compute_plane_id: str, now: datetime) -> IssuedCredential:
+    credential = AgentCredential(
+        compute_plane_id=compute_plane_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS),
+    )
+    secret = f"{CREDENTIAL_SCHEME}_{_body(credential.id)}_{secrets.token_urlsafe(32)}"
+    credential.digest = digest_of(secret)
+    credential.save(force_insert=True)
+    return IssuedCredential(credential, secret)
+
+
+def register_agent(
+    registration: contract.Registration,
+    *,
+    now: datetime | None = None,
+    source_ip: str | None = None,
+) -> IssuedCredential:
+    """Exchange a bootstrap token for a credential. The token works once, before it expires."""
+    now = _now(now)
+    parsed = _split_secret(registration.bootstrap_token, BOOTSTRAP_SCHEME)
+    if parsed is None:
+        raise AgentAuthError("Malformed bootstrap token.")
+    with transaction.atomic():
+        # Locked so two agents racing with one token cannot both win.
+        plane = (
+            ComputePlane.objects.select_for_update()
+            .select_related("organization")
+            .filter(pk=f"cp_{parsed[0]}", deleted_at__isnull=True)
+            .first()
+        )
+        if plane is None or not plane.bootstrap_token_digest:
+            raise AgentAuthError("Invalid or already used bootstrap token.")
+        if not hmac.compare_digest(plane.bootstrap_token_digest, digest_of(parsed[1])):
+            raise AgentAuthError("Invalid or already used bootstrap token.")
+        if plane.bootstrap_token_expires_at is None or plane.bootstrap_token_expires_at <= now:
+            raise AgentAuthError("This bootstrap token has expired.")
+        if plane.status in (ComputePlaneStatus.DELETING, ComputePlaneStatus.DELETED):
+            raise AgentAuthError("This compute plane is being deleted.")
+        issued = _issue_credential(plane.id, now)
+        # Single use: the digest goes; a re-install needs a new token.
+        ComputePlane.objects.filter(pk=plane.pk).update(
+            bootstrap_token_digest="",
+            bootstrap_token_expires_at=None,
+            agent_status=AgentStatus.CONNECTED,
+            agent_version=registration.agent_version,
+            agent_last_seen_at=now,
+        )
+        AgentPresence.objects.update_or_create(
+            compute_plane_id=plane.id,
+            defaults={
+                "contract_version": registration.contract_version,
+                "kubernetes_version": registration.kubernetes_version,
+            },
+        )
+        audit.record(
+            actor=audit.Actor(system="agent", source_ip=source_ip),
+            organization=plane.organization,
+            action="agent.registered",
+            target=plane,
+            data={"credential": issued.credential.id, "agent_version": registration.agent_version},
+        )
+    return issued
+
+
+# --- credentials ----------------------------------------------------------------------------
+def authenticate_credential(secret: str, *, now: datetime | None = None) -> AgentCredential:
+    """The live credential behind ``secret`` (with its compute plane), or AgentAuthError."""
+    now = _now(now)
+    parsed = _split_secret(secret, CREDENTIAL_SCHEME)
+    if parsed is None:
+        raise AgentAuthError("Malformed agent credential.")
+    credential = (
+        AgentCredential.objects.select_related("compute_plane")
+        .filter(pk=f"agc_{parsed[0]}")
+        .first()
+    )
+    if credential is None or not hmac.compare_digest(credential.digest, digest_of(secret)):
+        raise AgentAuthError("Invalid agent credential.")
+    if credential.revoked_at is not None:
+        raise AgentAuthError("This agent credential was revoked.")
+    if credential.expires_at <= now:
+        raise AgentAuthError("This agent credential has expired.")
+    if credential.compute_plane.deleted_at is not None:
+        raise AgentAuthError("This compute plane was deleted.")
+    if credential.first_used_at is None:
+        # Once per credential: proves the agent received it (see rotate_if_due).
+        AgentCredential.objects.filter(pk=credential.pk, first_used_at__isnull=True).update(
+            first_used_at=now
+        )
+        credential.first_used_at = now
+    return credential
+
+
+def check_agent_id(credential: AgentCredential, agent_id: str) -> None:
+    """A credential speaks for its own compute plane's agent only."""
+    if agent_id != agent_id_for(credential.compute_plane_id):
+        raise ForeignComputePlane("This credential belongs to another compute plane's agent.")
+
+
+def rotate_if_due(
+    credential: AgentCredential, *, now: datetime | None = None
+) -> IssuedCredential | None:
+    """A replacement for ``credential`` once it is in the last third of its life, else None.
+
+    The old credential stays valid for the overlap, so requests in flight and a retry after a
+    lost response still authenticate. If the agent presents a credential that was already
+    replaced but the replacement was never used, the response carrying it was lost: the unused
+    replacement is revoked and a new one issued.
+    """
+    now = _now(now)
+    lifetime = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
+    overlap = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_OVERLAP_SECONDS)
+    if credential.replaced_by_id is None and credential.expires_at - now > lifetime / 3:
+        return None
+    with transaction.atomic():
+        current = AgentCredential.objects.select_for_update().get(pk=credential.pk)
+        if current.replaced_by_id is not None:
+            replacement = AgentCredential.objects.select_for_update().get(pk=current.replaced_by_id)
+            if replacement.first_used_at is not None:
+                return None  # the agent has it; an old credential is just finishing its overlap
+            replacement.revoked_at = now
+            replacement.save(update_fields=["revoked_at"])
+        issued = _issue_credential(current.compute_plane_id, now)
+        current.replaced_by = issued.credential
+        current.expires_at = min(current.expires_at, now + overlap)
+        current.save(update_fields=["replaced_by", "expires_at"])
+    return issued
+
+
+def revoke_agent_credentials(
+    compute_plane: ComputePlane, *, actor: audit.Actor, now: datetime | None = None
+) -> int:
+    """Revoke every live credential of ``compute_plane`` at once (e.g. a leaked Secret)."""
+    now = _now(now)
+    with transaction.atomic():
+        count = AgentCredential.objects.filter(
+            compute_plane=compute_plane, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        audit.record(
+            actor=actor,
+            organization=compute_plane.organization,
+            action="agent.credentials_revoked",
+            target=compute_plane,
+            data={"count": count},
+        )
+    return count
+
+
+def revoke_credential(credential_id: str, *, now: datetime | None = None) -> None:
+    AgentCredential.objects.filter(pk=credential_id, revoked_at__isnull=True).update(
+        revoked_at=_now(now)
+    )
+
+
+# --- desired state --------------------------------------------------------------------------
+def _empty_desired_state(plane: ComputePlane) -> contract.DesiredState:
+    return contract.DesiredState(compute_plane_id=plane.id, version=0, vpc_cidr=plane.vpc_cidr)
+
+
+def publish_desired_state(
+    compute_plane: ComputePlane,
+    document: contract.DesiredState,
+    *,
+    now: datetime | None = None,
+) -> contract.DesiredState:
+    """Store ``document`` as the compute plane's desired state under the next version.
+
+    The version in ``document`` is ignored: the new one is the stored one plus one, taken
+    under a row lock, so two publishers never hand out the same version. Waiting long polls
+    are notified after commit.
+    """
+    if document.compute_plane_id != compute_plane.id:
+        raise ValueError("the desired state names another compute plane")
+    with transaction.atomic():
+        DesiredState.objects.get_or_create(compute_plane_id=compute_plane.id)
+        row = DesiredState.objects.select_for_update().get(pk=compute_plane.id)
+        row.version += 1
+        published = document.model_copy(update={"version": row.version})
+        row.document = published.model_dump(mode="json")
+        row.updated_at = _now(now)
+        row.save()
+        longpoll.notify_on_commit(compute_plane.id, row.version)
+    return published
+
+
+def desired_state_version(compute_plane_id: str) -> int:
+    version = (
+        DesiredState.objects.filter(pk=compute_plane_id).values_list("version", flat=True).first()
+    )
+    return version or 0
+
+
+def current_desired_state(plane: ComputePlane) -> contract.DesiredState:
+    row = DesiredState.objects.filter(pk=plane.id).first()
+    if row is None:
+        return _empty_desired_state(plane)
+    return contract.DesiredState.model_validate(row.document)
+
+
+# --- reports --------------------------------------------------------------------------------
+def record_heartbeat(
+    credential: AgentCredential, heartbeat: contract.Heartbeat, *, now: datetime | None = None
+) -> bool:
+    """Mark the agent connected. Returns False (and changes nothing) for a replayed or late one."""
+    now = _now(now)
+    check_agent_id(credential, heartbeat.agent_id)
+    plane_id = credential.compute_plane_id
+    with transaction.atomic():
+        AgentPresence.objects.get_or_create(compute_plane_id=plane_id)
+        newer = AgentPresence.objects.filter(
+            Q(heartbeat_sent_at__isnull=True) | Q(heartbeat_sent_at__lt=heartbeat.sent_at),
+            compute_plane_id=plane_id,
+        ).update(
+            heartbeat_sent_at=heartbeat.sent_at,
+            applied_version=heartbeat.applied_version,
+            contract_version=heartbeat.contract_version,
+        )
+        if not newer:
+            return False
+        ComputePlane.objects.filter(pk=plane_id).update(
+            agent_status=AgentStatus.CONNECTED,
+            agent_version=heartbeat.agent_version,
+            agent_last_seen_at=now,
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    result: dict[str, Any]
+    replayed: bool
+
+
+def _record_report(
+    credential: AgentCredential,
+    kind: ReportKind,
+    report_id: str,
+    now: datetime,
+    apply: Any,
+) -> ReportOutcome:
+    """Store the report's record and apply it once; a replay returns the stored result."""
+    plane_id = credential.compute_plane_id
+    result = {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
+    try:
+        with transaction.atomic():
+            record = AgentReport.objects.create(
+                compute_plane_id=plane_id,
+                kind=kind,
+                report_id=report_id,
+                received_at=now,
+                result=result,
+            )
+            apply(record)
+    except IntegrityError:
+        # Another request with this id committed first (a retry racing the original).
+        pass
+    else:
+        return ReportOutcome(result, replayed=False)
+    existing = AgentReport.objects.get(compute_plane_id=plane_id, kind=kind, report_id=report_id)
+    return ReportOutcome(existing.result, replayed=True)
+
+
+def record_status(
+    credential: AgentCredential, report: contract.StatusReport, *, now: datetime | None = None
+) -> ReportOutcome:
+    """Keep the newest observed state; older reports (by ``sent_at``) are recorded, not applied."""
+    now = _now(now)
+    check_agent_id(credential, report.agent_id)
+    plane_id = credential.compute_plane_id
+
+    def apply(record: AgentReport) -> None:
+        document = report.model_dump(mode="json")
+        updated = ObservedState.objects.filter(
+            compute_plane_id=plane_id, observed_at__lt=report.sent_at
+        ).update(document=document, observed_at=report.sent_at, received_at=now)
+        if not updated:
+            _, created = ObservedState.objects.get_or_create(
+                compute_plane_id=plane_id,
+                defaults={"document": document, "observed_at": report.sent_at, "received_at": now},
+            )
+            if not created:
+                return  # a newer report is already stored
+        transaction.on_commit(
+            lambda: status_reported.send(
+                sender=ObservedState, compute_plane_id=plane_id, report=report
+            )
+        )
+
+    return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply)
+
+
+def record_usage(
+    credential: AgentCredential, report: contract.UsageReport, *, now: datetime | None = None
+) -> ReportOutcome:
+    now = _now(now)
+    check_agent_id(credential, report.agent_id)
+    plane_id = credential.compute_plane_id
+
+    def apply(record: AgentReport) -> None:
+        UsageRecord.objects.bulk_create(
+            UsageRecord(
+                compute_plane_id=plane_id,
+                report=record,
+                cluster_id=sample.cluster_id,
+                instance_type=sample.instance_type,
+                nodes=sample.nodes,
+                seconds=sample.seconds,
+                period_start=report.period_start,
+                period_end=report.period_end,
+                recorded_at=now,
+            )
+            for sample in report.samples
+        )
+
+    return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply)
+
+
+# --- housekeeping ---------------------------------------------------------------------------
+def stale_threshold() -> timedelta:
+    return timedelta(
+        seconds=settings.LAKEPLANE_AGENT_HEARTBEAT_SECONDS
+        * settings.LAKEPLANE_AGENT_STALE_INTERVALS
+    )
+
+
+def mark_stale_agents(*, now: datetime | None = None) -> int:
+    """Connected agents with no heartbeat for N intervals become ``stale``; returns how many."""
+    cutoff = _now(now) - stale_threshold()
+    return ComputePlane.objects.filter(
+        agent_status=AgentStatus.CONNECTED,
+        agent_last_seen_at__lt=cutoff,
+        deleted_at__isnull=True,
+    ).update(agent_status=AgentStatus.STALE)
+
+
+def prune_reports(*, now: datetime | None = None) -> int:
+    deleted, _ = AgentReport.objects.filter(received_at__lt=_now(now) - REPORT_RETENTION).delete()
+    return deleted
