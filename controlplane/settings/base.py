@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "controlplane.tenancy",
     "controlplane.cloudaccounts",
     "controlplane.computeplanes",
+    "controlplane.agentapi",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +206,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("LAKEPLANE_SWEEP_SECONDS", default=900.0),
         "options": {"queue": "provisioning"},
     },
+    # Marks agents stale (no heartbeat for N intervals) and prunes old report records.
+    "agent-housekeeping": {
+        "task": "controlplane.agentapi.tasks.agent_housekeeping",
+        "schedule": env.float("LAKEPLANE_AGENT_HEARTBEAT_SECONDS", default=30.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -218,6 +224,32 @@ LAKEPLANE_STEP_MAX_ATTEMPTS = env.int("LAKEPLANE_STEP_MAX_ATTEMPTS", default=5)
 # polls. Reconcilers pick delays that suit real AWS (30 s for EKS); the emulator flips state
 # at once, so end-to-end tests lower this to keep their runs short.
 LAKEPLANE_MAX_POLL_SECONDS = env.float("LAKEPLANE_MAX_POLL_SECONDS", default=300.0)
+
+# --- Agent API -----------------------------------------------------------------------------
+# A bootstrap token only has to live from the install step to the agent's first call.
+LAKEPLANE_AGENT_BOOTSTRAP_TTL_SECONDS = env.int(
+    "LAKEPLANE_AGENT_BOOTSTRAP_TTL_SECONDS", default=3600
+)
+# Agent credentials live a week and are replaced on a heartbeat in their last third; the old
+# one keeps working for the overlap, long enough for a lost response to be retried.
+LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS = env.int(
+    "LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS", default=7 * 24 * 3600
+)
+LAKEPLANE_AGENT_CREDENTIAL_OVERLAP_SECONDS = env.int(
+    "LAKEPLANE_AGENT_CREDENTIAL_OVERLAP_SECONDS", default=600
+)
+# Agents send a heartbeat this often; missing this many in a row marks the agent stale.
+LAKEPLANE_AGENT_HEARTBEAT_SECONDS = env.int("LAKEPLANE_AGENT_HEARTBEAT_SECONDS", default=30)
+LAKEPLANE_AGENT_STALE_INTERVALS = env.int("LAKEPLANE_AGENT_STALE_INTERVALS", default=3)
+# Longest desired-state long poll. It must stay under gunicorn's worker timeout (30 s) and
+# any proxy's idle timeout; the agent simply polls again.
+LAKEPLANE_AGENT_MAX_WAIT_SECONDS = env.int("LAKEPLANE_AGENT_MAX_WAIT_SECONDS", default=25)
+# Where a long poll hears about a new desired-state version: a Redis URL (pub/sub), or empty
+# to fall back to a bounded poll of the version (SQLite/filesystem-broker sandbox).
+LAKEPLANE_AGENT_NOTIFY_URL = env.str(
+    "LAKEPLANE_AGENT_NOTIFY_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis://") else "",
+)
 
 # --- OpenID Connect (mozilla-django-oidc) --------------------------------------------------
 # Login through an IdP is on when its issuer's endpoints and a client are configured.
