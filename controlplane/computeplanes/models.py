@@ -45,6 +45,9 @@ class ComputePlane(models.Model):
     )
     public_access_cidrs = models.JSONField(default=list, blank=True)
     control_plane_logging = models.JSONField(default=list, blank=True)
+    nat_mode = models.CharField(max_length=8, default="per_az")
+    # Envelope encryption of Kubernetes secrets with the customer's own KMS key, if given.
+    kms_key_arn = models.CharField(max_length=2048, blank=True)
     status = models.CharField(
         max_length=16, choices=ComputePlaneStatus.choices, default=ComputePlaneStatus.PROVISIONING
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from controlplane.computeplanes.services import ComputePlaneRequest, validate_request
 from controlplane.computeplanes.workflows import client_factory, plan
 from controlplane.core.errors import LakeplaneError
@@ -39,6 +41,8 @@ def plan_compute_plane(
             endpoint_access=request.endpoint_access,  # type: ignore[arg-type]
             public_access_cidrs=tuple(request.public_access_cidrs),
             control_plane_logging=tuple(request.control_plane_logging),
+            nat_mode=(request.nat_mode or settings.LAKEPLANE_NAT_MODE),  # type: ignore[arg-type]
+            kms_key_arn=request.kms_key_arn or None,
         ),
     )
     try:

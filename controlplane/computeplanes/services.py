@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
@@ -26,6 +28,9 @@ DEFAULT_KUBERNETES_VERSION = "1.31"
 MIN_PREFIX, MAX_PREFIX = 16, 20
 # Fields a PATCH may change, and the reconciler that owns each.
 MUTABLE_FIELDS = ("name", "public_access_cidrs", "control_plane_logging", "endpoint_access")
+KMS_KEY_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/[0-9a-f-]{36}$"
+)
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
@@ -40,6 +45,8 @@ class ComputePlaneRequest:
     endpoint_access: str
     public_access_cidrs: list[str]
     control_plane_logging: list[str]
+    nat_mode: str = ""
+    kms_key_arn: str = ""
 
 
 def validate_request(request: ComputePlaneRequest) -> None:
@@ -57,6 +64,18 @@ def validate_request(request: ComputePlaneRequest) -> None:
             f"Supported versions: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}."
         ]
     errors.update(_validate_access(request.endpoint_access, request.public_access_cidrs))
+    if request.kms_key_arn:
+        match = KMS_KEY_ARN_RE.match(request.kms_key_arn)
+        if match is None:
+            errors["kms_key_arn"] = ["Expected arn:aws:kms:<region>:<account>:key/<key id>."]
+        elif (match["region"], match["account"]) != (
+            request.region,
+            request.cloud_account.aws_account_id,
+        ):
+            errors["kms_key_arn"] = [
+                f"The key must be in {request.region} and account "
+                f"{request.cloud_account.aws_account_id}."
+            ]
     if request.cloud_account.status != CloudAccountStatus.VERIFIED:
         errors["cloud_account"] = [
             f"The cloud account is {request.cloud_account.status}; verify it first."
@@ -106,6 +125,8 @@ def create_compute_plane(
             endpoint_access=request.endpoint_access,
             public_access_cidrs=request.public_access_cidrs,
             control_plane_logging=request.control_plane_logging,
+            nat_mode=request.nat_mode or settings.LAKEPLANE_NAT_MODE,
+            kms_key_arn=request.kms_key_arn,
         )
         operation = workflows.start_operation(
             actor=actor, organization=organization, kind=CREATE_KIND, target=plane

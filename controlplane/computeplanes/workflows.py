@@ -63,6 +63,8 @@ def spec_of(plane: ComputePlane) -> ComputePlaneSpec:
         endpoint_access=plane.endpoint_access,  # type: ignore[arg-type]
         public_access_cidrs=tuple(plane.public_access_cidrs),
         control_plane_logging=tuple(plane.control_plane_logging),
+        nat_mode=plane.nat_mode,  # type: ignore[arg-type]
+        kms_key_arn=plane.kms_key_arn or None,
     )
 
 
@@ -78,7 +80,12 @@ def client_factory(account: Any, region: str, org_slug: str) -> Callable[[str], 
 
     def client(service: str) -> Any:
         if service not in built:
-            built[service] = aws_clients().client(service, role=role, region=region)
+            built[service] = aws_clients().client(
+                service,
+                role=role,
+                region=region,
+                max_attempts=settings.LAKEPLANE_PROVISIONING_MAX_ATTEMPTS,
+            )
         return built[service]
 
     return client

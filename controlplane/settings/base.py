@@ -224,6 +224,13 @@ LAKEPLANE_STEP_MAX_ATTEMPTS = env.int("LAKEPLANE_STEP_MAX_ATTEMPTS", default=5)
 # polls. Reconcilers pick delays that suit real AWS (30 s for EKS); the emulator flips state
 # at once, so end-to-end tests lower this to keep their runs short.
 LAKEPLANE_MAX_POLL_SECONDS = env.float("LAKEPLANE_MAX_POLL_SECONDS", default=300.0)
+# botocore retries by sleeping inside the task. Provisioning allows one quick retry (its
+# jittered backoff is under a second) and turns anything longer, such as sustained
+# throttling, into a re-scheduled step, so no worker sits waiting on AWS.
+LAKEPLANE_PROVISIONING_MAX_ATTEMPTS = env.int("LAKEPLANE_PROVISIONING_MAX_ATTEMPTS", default=2)
+# One NAT gateway per availability zone ("per_az", survives an AZ outage) or one shared
+# NAT gateway ("single", costs less).
+LAKEPLANE_NAT_MODE = env.str("LAKEPLANE_NAT_MODE", default="per_az")
 
 # --- Agent API -----------------------------------------------------------------------------
 # A bootstrap token only has to live from the install step to the agent's first call.

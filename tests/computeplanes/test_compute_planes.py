@@ -216,3 +216,30 @@ def test_patch_public_cidrs_reconciles_only_eks(owner, verified_account, sandbox
     renamed = owner.client.patch(_url(owner, f"/{created['id']}"), {"name": "bi"}, format="json")
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "bi"
+
+
+def test_single_nat_mode_builds_one_shared_nat(owner, verified_account, sandbox):
+    response = owner.client.post(
+        _url(owner), _body(verified_account, nat_mode="single"), format="json"
+    )
+    assert response.status_code == 202, response.content
+    assert response.json()["nat_mode"] == "single"
+    plane_id = response.json()["id"]
+    assert ComputePlane.objects.get(pk=plane_id).status == "ready"
+    assert len(tagged_resources(sandbox, plane_id)["nats"]) == 1
+
+
+@pytest.mark.parametrize(
+    "kms_key_arn",
+    [
+        "not-an-arn",
+        "arn:aws:kms:eu-west-1:{account}:key/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",  # region
+        "arn:aws:kms:us-east-1:999999999999:key/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",  # account
+    ],
+)
+def test_kms_key_must_be_in_the_planes_account_and_region(owner, kms_key_arn, db):
+    account = CloudAccountFactory(organization=owner.org, status="verified")
+    body = _body(account, kms_key_arn=kms_key_arn.format(account=account.aws_account_id))
+    response = owner.client.post(_url(owner), body, format="json")
+    assert response.status_code == 422, response.content
+    assert "kms_key_arn" in response.json()["errors"]

@@ -46,6 +46,8 @@ class ComputePlaneSerializer(serializers.ModelSerializer[ComputePlane]):
             "endpoint_access",
             "public_access_cidrs",
             "control_plane_logging",
+            "nat_mode",
+            "kms_key_arn",
             "status",
             "operation",
             "resources",
@@ -97,6 +99,13 @@ class ComputePlaneCreateSerializer(serializers.Serializer[Any]):
         child=serializers.ChoiceField(choices=LOG_TYPES),
         default=lambda: ["api", "audit", "authenticator"],
     )
+
+    nat_mode = serializers.ChoiceField(
+        choices=["per_az", "single"],
+        required=False,
+        help_text="One NAT gateway per AZ (default) or one shared by all AZs (cheaper).",
+    )
+    kms_key_arn = serializers.CharField(required=False, allow_blank=True, max_length=2048)
 
 
 class ComputePlaneUpdateSerializer(serializers.Serializer[Any]):

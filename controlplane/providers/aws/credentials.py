@@ -167,10 +167,10 @@ class AwsClients:
             )
         return session
 
-    def _client_config(self, region: str | None) -> Config:
+    def _client_config(self, region: str | None, max_attempts: int | None = None) -> Config:
         return Config(
             region_name=region or self.config.region,
-            retries={"mode": "standard", "max_attempts": self.config.max_attempts},
+            retries={"mode": "standard", "max_attempts": max_attempts or self.config.max_attempts},
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
             user_agent_extra="lakeplane",
@@ -183,16 +183,18 @@ class AwsClients:
         role: RoleTarget | None = None,
         credentials: TemporaryCredentials | None = None,
         region: str | None = None,
+        max_attempts: int | None = None,
     ) -> Any:
         """A boto3 client for ``service``.
 
         With ``role``: acting as the customer role (cached, auto-refreshing credentials). With
         ``credentials``: exactly those (verification uses this for a one-off session). With
-        neither: the vendor's own base credentials.
+        neither: the vendor's own base credentials. ``max_attempts`` overrides the retry budget
+        (provisioning keeps it small so a throttled step is re-scheduled, not slept on).
         """
         if role is not None and credentials is not None:
             raise ValueError("pass role or credentials, not both")
-        config = self._client_config(region)
+        config = self._client_config(region, max_attempts)
         with self._lock:
             if credentials is not None:
                 return self._base.client(
