@@ -324,18 +324,24 @@ def record_heartbeat(
     now = _now(now)
     check_agent_id(credential, heartbeat.agent_id)
     plane_id = credential.compute_plane_id
+    presence = {
+        "heartbeat_sent_at": heartbeat.sent_at,
+        "applied_version": heartbeat.applied_version,
+        "contract_version": heartbeat.contract_version,
+    }
     with transaction.atomic():
-        AgentPresence.objects.get_or_create(compute_plane_id=plane_id)
+        # Registration creates the presence row, so the usual heartbeat is one conditional
+        # UPDATE; the row is only created here for agents registered before it existed.
         newer = AgentPresence.objects.filter(
             Q(heartbeat_sent_at__isnull=True) | Q(heartbeat_sent_at__lt=heartbeat.sent_at),
             compute_plane_id=plane_id,
-        ).update(
-            heartbeat_sent_at=heartbeat.sent_at,
-            applied_version=heartbeat.applied_version,
-            contract_version=heartbeat.contract_version,
-        )
+        ).update(**presence)
         if not newer:
-            return False
+            _, created = AgentPresence.objects.get_or_create(
+                compute_plane_id=plane_id, defaults=presence
+            )
+            if not created:
+                return False
         ComputePlane.objects.filter(pk=plane_id).update(
             agent_status=AgentStatus.CONNECTED,
             agent_version=heartbeat.agent_version,

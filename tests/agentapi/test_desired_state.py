@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -116,10 +115,10 @@ def test_dsn(transactional_db: None) -> str:
 
 
 @pytest.fixture
-def live_agent(transactional_db: None, live_server) -> Iterator[tuple[Agent, str]]:
+def live_agent(transactional_db: None, live_server) -> tuple[Agent, str]:
     agent = register(ComputePlaneFactory())
     connection.close()  # this test's own connection must not be counted as the server's
-    yield agent, live_server.url
+    return agent, live_server.url
 
 
 def _poll(url: str, agent: Agent, etag: str, wait: int, out: list) -> None:
