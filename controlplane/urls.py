@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.cloudaccounts.api.urls import org_urlpatterns as cloudaccount_org_urls
+from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
@@ -18,6 +19,7 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *core_org_urls,
     *cloudaccount_org_urls,
     *computeplane_org_urls,
+    *cluster_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [

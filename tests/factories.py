@@ -133,3 +133,29 @@ class ComputePlaneFactory(factory.django.DjangoModelFactory):
 
 
 ORG_SCOPED_FACTORIES[ComputePlane] = lambda org: ComputePlaneFactory(organization=org)
+
+
+# --- clusters ---------------------------------------------------------------------------------
+from controlplane.clusters.models import Cluster  # noqa: E402
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+
+    organization = factory.SubFactory(OrganizationFactory)
+    compute_plane = factory.SubFactory(
+        ComputePlaneFactory, organization=factory.SelfAttribute("..organization")
+    )
+    name = factory.Sequence(lambda n: f"cluster-{n}")
+    engine = "trino"
+    version = "476"
+    status = "running"
+    coordinator_instance_type = "m6i.xlarge"
+    worker_instance_type = "r6i.2xlarge"
+    workers_desired = 2
+    workers_min = 1
+    workers_max = 10
+
+
+ORG_SCOPED_FACTORIES[Cluster] = lambda org: ClusterFactory(organization=org)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "controlplane.cloudaccounts",
     "controlplane.computeplanes",
     "controlplane.agentapi",
+    "controlplane.clusters",
 ]
 
 MIDDLEWARE = [

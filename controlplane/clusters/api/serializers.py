@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from controlplane.clusters.models import Cluster, Engine
+from controlplane.core.api.serializers import OperationRefSerializer
+
+NAME_RE = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
+MAX_WORKERS = 1000
+
+
+class WorkersSerializer(serializers.Serializer[Any]):
+    desired = serializers.IntegerField()
+    ready = serializers.IntegerField()
+    min_count = serializers.IntegerField()
+    max_count = serializers.IntegerField()
+    instance_type = serializers.CharField()
+    spot = serializers.BooleanField()
+
+
+class ClusterSerializer(serializers.ModelSerializer[Cluster]):
+    compute_plane = serializers.CharField(source="compute_plane_id", read_only=True)
+    operation = OperationRefSerializer(read_only=True, allow_null=True)
+    coordinator = serializers.SerializerMethodField()
+    workers = serializers.SerializerMethodField()
+    endpoint = serializers.SerializerMethodField()
+    catalogs = serializers.SerializerMethodField()
+    cache = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "name",
+            "compute_plane",
+            "engine",
+            "version",
+            "status",
+            "endpoint",
+            "coordinator",
+            "workers",
+            "catalogs",
+            "cache",
+            "auto_suspend_minutes",
+            "restart_generation",
+            "node_group",
+            "operation",
+            "created_at",
+            "deleted_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_coordinator(self, cluster: Cluster) -> dict[str, Any]:
+        return {
+            "instance_type": cluster.coordinator_instance_type,
+            "ready": cluster.coordinator_ready,
+        }
+
+    @extend_schema_field(WorkersSerializer)
+    def get_workers(self, cluster: Cluster) -> dict[str, Any]:
+        return {
+            "desired": cluster.workers_desired,
+            "ready": cluster.workers_ready,
+            "min_count": cluster.workers_min,
+            "max_count": cluster.workers_max,
+            "instance_type": cluster.worker_instance_type,
+            "spot": cluster.spot,
+        }
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_endpoint(self, cluster: Cluster) -> str | None:
+        # The coordinator Service inside the compute plane's VPC (rendered by the agent).
+        if cluster.status != "running":
+            return None
+        return f"http://{cluster.node_group}-coordinator.lakeplane-workloads.svc:8080"
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_catalogs(self, cluster: Cluster) -> list[str]:
+        return []  # catalogs arrive with issue 6
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_cache(self, cluster: Cluster) -> str | None:
+        return None
+
+
+class CoordinatorInput(serializers.Serializer[Any]):
+    instance_type = serializers.CharField(max_length=32)
+
+
+class WorkersInput(serializers.Serializer[Any]):
+    instance_type = serializers.CharField(max_length=32)
+    count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS)
+    min_count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
+    max_count = serializers.IntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    spot = serializers.BooleanField(default=False)
+
+
+class ClusterCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.RegexField(
+        NAME_RE, error_messages={"invalid": "Use 2-40 lowercase letters, digits and hyphens."}
+    )
+    compute_plane = serializers.RegexField(r"^cp_[0-9a-z]+$")
+    engine = serializers.ChoiceField(choices=Engine.choices)
+    version = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    coordinator = CoordinatorInput()
+    workers = WorkersInput()
+    catalogs = serializers.ListField(
+        child=serializers.CharField(),
+        default=list,
+        max_length=0,
+        help_text="Catalog ids (issue 6); empty for now.",
+    )
+    cache = serializers.CharField(required=False, allow_null=True, default=None, max_length=0)
+    auto_suspend_minutes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
+    )
+
+
+class ClusterUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.RegexField(NAME_RE, required=False)
+    auto_suspend_minutes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
+    )
+    min_count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
+    max_count = serializers.IntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+
+
+class ResizeSerializer(serializers.Serializer[Any]):
+    workers = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS)

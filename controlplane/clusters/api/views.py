@@ -1,0 +1,110 @@
+"""Cluster endpoints: thin; writes go through clusters.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from controlplane.clusters import services
+from controlplane.clusters.api import serializers as s
+from controlplane.clusters.models import Cluster
+from controlplane.computeplanes.models import ComputePlane
+from controlplane.core.errors import NotFound
+from controlplane.core.models import Operation
+from controlplane.core.viewsets import OrgScopedViewSet
+
+
+class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    queryset = Cluster.objects.select_related("operation")
+    serializer_class = s.ClusterSerializer
+
+    def _accepted(self, cluster: Cluster, operation: Operation) -> Response:
+        cluster.operation = operation
+        location = f"/api/v1/orgs/{self.organization.slug}/operations/{operation.id}"
+        return Response(
+            s.ClusterSerializer(cluster).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": location},
+        )
+
+    @extend_schema(request=s.ClusterCreateSerializer, responses={202: s.ClusterSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = s.ClusterCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        # Another organization's compute plane answers exactly like a missing one.
+        plane = ComputePlane.objects.filter(
+            organization=self.organization, pk=data["compute_plane"], deleted_at__isnull=True
+        ).first()
+        if plane is None:
+            raise NotFound(
+                "No such compute plane.",
+                errors={"compute_plane": [f"No compute plane {data['compute_plane']} here."]},
+            )
+        workers = data["workers"]
+        cluster, operation = services.create_cluster(
+            actor=self.actor,
+            organization=self.organization,
+            request=services.ClusterRequest(
+                name=data["name"],
+                compute_plane=plane,
+                engine=data["engine"],
+                version=data.get("version") or "",
+                coordinator_instance_type=data["coordinator"]["instance_type"],
+                worker_instance_type=workers["instance_type"],
+                workers=workers["count"],
+                workers_min=workers.get("min_count"),
+                workers_max=workers.get("max_count"),
+                spot=workers["spot"],
+                auto_suspend_minutes=data.get("auto_suspend_minutes"),
+            ),
+        )
+        return self._accepted(cluster, operation)
+
+    @extend_schema(request=s.ClusterUpdateSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster = self.get_object()
+        body = s.ClusterUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        renames = {"min_count": "workers_min", "max_count": "workers_max"}
+        changes = {renames.get(k, k): v for k, v in body.validated_data.items()}
+        cluster = services.update_cluster(actor=self.actor, cluster=cluster, changes=changes)
+        return Response(s.ClusterSerializer(cluster).data)
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster, operation = services.delete_cluster(actor=self.actor, cluster=self.get_object())
+        return self._accepted(cluster, operation)
+
+    @extend_schema(request=s.ResizeSerializer, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def resize(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster = self.get_object()
+        body = s.ResizeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        cluster, operation = services.resize_cluster(
+            actor=self.actor, cluster=cluster, workers=body.validated_data["workers"]
+        )
+        return self._accepted(cluster, operation)
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._accepted(*services.stop_cluster(actor=self.actor, cluster=self.get_object()))
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._accepted(*services.start_cluster(actor=self.actor, cluster=self.get_object()))
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._accepted(
+            *services.restart_cluster(actor=self.actor, cluster=self.get_object())
+        )

@@ -1,0 +1,48 @@
+"""The compute plane's desired state, built from every live cluster on it.
+
+Each publish carries the whole compute plane (the agent prunes what is not listed), so whichever
+cluster operation publishes last, the document is complete.
+"""
+
+from __future__ import annotations
+
+from computeplane_agent import contract
+from controlplane.clusters.models import Cluster, ClusterStatus
+from controlplane.computeplanes.models import ComputePlane
+
+# Not in the desired state: the agent removes their objects.
+GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
+STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED)
+
+
+def cluster_spec(cluster: Cluster) -> contract.ClusterSpec:
+    return contract.ClusterSpec(
+        id=cluster.id,
+        name=cluster.name,
+        engine=cluster.engine,
+        version=cluster.version,
+        state="stopped" if cluster.status in STOPPED else "running",
+        restart_generation=cluster.restart_generation,
+        coordinator=contract.NodeSpec(instance_type=cluster.coordinator_instance_type),
+        workers=contract.WorkerSpec(
+            instance_type=cluster.worker_instance_type,
+            replicas=cluster.workers_desired,
+            spot=cluster.spot,
+            max_replicas=max(cluster.workers_max, 1),
+        ),
+        node_group=cluster.node_group,
+    )
+
+
+def desired_state(plane: ComputePlane) -> contract.DesiredState:
+    clusters = (
+        Cluster.objects.filter(compute_plane=plane, deleted_at__isnull=True)
+        .exclude(status__in=GONE)
+        .order_by("id")
+    )
+    return contract.DesiredState(
+        compute_plane_id=plane.id,
+        version=0,  # publish_desired_state assigns the next version
+        vpc_cidr=plane.vpc_cidr,
+        clusters=[cluster_spec(c) for c in clusters],
+    )

@@ -1,0 +1,113 @@
+"""A Presto/Trino cluster on a compute plane, and the record of its state changes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from controlplane.core.ids import PrefixedIdField
+
+
+class ClusterStatus(models.TextChoices):
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    RESIZING = "resizing"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RESTARTING = "restarting"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+class Engine(models.TextChoices):
+    PRESTO = "presto"
+    TRINO = "trino"
+
+
+class Cluster(models.Model):
+    id = PrefixedIdField("cl")
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="clusters"
+    )
+    compute_plane = models.ForeignKey(
+        "computeplanes.ComputePlane", on_delete=models.PROTECT, related_name="clusters"
+    )
+    name = models.CharField(max_length=63)
+    engine = models.CharField(max_length=8, choices=Engine.choices)
+    version = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=ClusterStatus.choices, default=ClusterStatus.PROVISIONING
+    )
+    coordinator_instance_type = models.CharField(max_length=32)
+    worker_instance_type = models.CharField(max_length=32)
+    workers_desired = models.PositiveIntegerField()
+    workers_min = models.PositiveIntegerField(default=1)
+    workers_max = models.PositiveIntegerField()
+    spot = models.BooleanField(default=False)
+    auto_suspend_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # Bumped by restart; the agent rolls every pod when it changes.
+    restart_generation = models.PositiveIntegerField(default=0)
+    # The desired-state version that last carried this cluster's change (set when published);
+    # the wait steps compare it with the version the agent says it applied.
+    desired_version = models.PositiveIntegerField(default=0)
+    # From the agent's latest status report (``observed.py``).
+    observed_version = models.PositiveIntegerField(default=0)
+    observed_phase = models.CharField(max_length=16, blank=True)
+    coordinator_ready = models.BooleanField(default=False)
+    workers_ready = models.PositiveIntegerField(default=0)
+    observed_at = models.DateTimeField(null=True, blank=True)
+    operation = models.ForeignKey(
+        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="uniq_live_cluster_name",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def node_group(self) -> str:
+        """The node label value (and node group name prefix) of this cluster's nodes."""
+        return f"lakeplane-{self.id}".replace("_", "-")
+
+
+class ClusterEvent(models.Model):
+    """One state change of a cluster and the nodes it runs from then on (billing reads these).
+
+    ``nodes`` maps instance type to the node count the control plane has asked EKS for at
+    ``at`` (coordinator and workers summed when they share a type); ``spot_nodes`` is the part of
+    it on spot capacity. A cluster's node-hours are the integral of ``nodes`` over its events.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ClusterStatus.choices)
+    reason = models.CharField(max_length=40)
+    nodes = models.JSONField(default=dict)
+    spot_nodes = models.JSONField(default=dict)
+    operation = models.ForeignKey(
+        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["cluster", "at"]),
+            models.Index(fields=["organization", "at"]),
+        ]
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.status} at {self.at:%Y-%m-%dT%H:%M:%SZ}"

@@ -1,0 +1,274 @@
+"""The write path for clusters: create, update, resize, stop, start, restart, delete.
+
+Each function runs in one transaction, checks the cluster's state under a row lock, writes the
+new status with a :class:`ClusterEvent`, starts the operation that makes it real and audits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from computeplane_agent import contract
+from computeplane_agent.instance_types import UnknownInstanceType, instance_type
+from computeplane_agent.versions import DEFAULT_VERSIONS, UnsupportedVersion, release
+from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
+from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.core import audit, workflows
+from controlplane.core.audit import Actor
+from controlplane.core.errors import Conflict, InvalidInput
+from controlplane.core.models import Operation
+from controlplane.tenancy.models import Organization
+
+CREATE_KIND = "cluster.create"
+RESIZE_KIND = "cluster.resize"
+STOP_KIND = "cluster.stop"
+START_KIND = "cluster.start"
+RESTART_KIND = "cluster.restart"
+DELETE_KIND = "cluster.delete"
+
+MAX_WORKERS = contract.MAX_WORKERS
+# Without an explicit max_count a cluster may grow to ten workers (or its size, if larger).
+DEFAULT_MAX_WORKERS = 10
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    name: str
+    compute_plane: ComputePlane
+    engine: str
+    coordinator_instance_type: str
+    worker_instance_type: str
+    workers: int
+    version: str = ""
+    workers_min: int | None = None
+    workers_max: int | None = None
+    spot: bool = False
+    auto_suspend_minutes: int | None = None
+
+
+def _check_bounds(count: int, low: int, high: int, errors: dict[str, list[str]]) -> None:
+    if high < 1 or high > MAX_WORKERS:
+        errors["workers.max_count"] = [f"Between 1 and {MAX_WORKERS}."]
+    elif low > high:
+        errors["workers.min_count"] = [f"At most max_count ({high})."]
+    elif not low <= count <= high:
+        errors["workers.count"] = [f"Between min_count ({low}) and max_count ({high})."]
+
+
+def validate_request(request: ClusterRequest) -> tuple[str, int, int]:
+    """Field errors as 422; returns the resolved version and worker bounds."""
+    errors: dict[str, list[str]] = {}
+    for field, name in (
+        ("coordinator.instance_type", request.coordinator_instance_type),
+        ("workers.instance_type", request.worker_instance_type),
+    ):
+        try:
+            instance_type(name)
+        except UnknownInstanceType:
+            errors[field] = [f"Unknown instance type {name!r}."]
+    version = request.version or DEFAULT_VERSIONS[request.engine]  # type: ignore[index]
+    try:
+        release(request.engine, version)  # type: ignore[arg-type]
+    except UnsupportedVersion as exc:
+        errors["version"] = [str(exc)]
+    low = request.workers_min if request.workers_min is not None else min(1, request.workers)
+    high = (
+        request.workers_max
+        if request.workers_max is not None
+        else max(DEFAULT_MAX_WORKERS, request.workers)
+    )
+    _check_bounds(request.workers, low, high, errors)
+    if errors:
+        raise InvalidInput("The cluster cannot be built as requested.", errors=errors)
+    return version, low, high
+
+
+def record_event(
+    cluster: Cluster,
+    reason: str,
+    *,
+    nodes: dict[str, int] | None = None,
+    spot_nodes: dict[str, int] | None = None,
+) -> ClusterEvent:
+    """A state change; without ``nodes`` the node counts carry over from the previous event."""
+    if nodes is None:
+        last = cluster.events.order_by("-at", "-id").first()
+        nodes = dict(last.nodes) if last else {}
+        spot_nodes = dict(last.spot_nodes) if last else {}
+    return ClusterEvent.objects.create(
+        cluster=cluster,
+        organization_id=cluster.organization_id,
+        at=timezone.now(),
+        status=cluster.status,
+        reason=reason,
+        nodes=nodes,
+        spot_nodes=spot_nodes or {},
+        operation_id=cluster.operation_id,
+    )
+
+
+def _start(actor: Actor, cluster: Cluster, kind: str, status: str, reason: str) -> Operation:
+    cluster.status = status
+    operation = workflows.start_operation(
+        actor=actor, organization=cluster.organization, kind=kind, target=cluster
+    )
+    cluster.operation = operation
+    cluster.save()
+    record_event(cluster, reason)
+    audit.record(
+        actor=actor,
+        organization=cluster.organization,
+        action=f"cluster.{reason}",
+        target=cluster,
+        data={"operation": operation.id},
+    )
+    return operation
+
+
+def create_cluster(
+    *, actor: Actor, organization: Organization, request: ClusterRequest
+) -> tuple[Cluster, Operation]:
+    version, low, high = validate_request(request)
+    with transaction.atomic():
+        plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
+        if plane.status != ComputePlaneStatus.READY:
+            raise Conflict(
+                f"The compute plane is {plane.status}; clusters can be created once it is ready.",
+                errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
+            )
+        if Cluster.objects.filter(
+            organization=organization, name=request.name, deleted_at__isnull=True
+        ).exists():
+            raise InvalidInput(
+                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
+            )
+        cluster = Cluster.objects.create(
+            organization=organization,
+            compute_plane=plane,
+            name=request.name,
+            engine=request.engine,
+            version=version,
+            coordinator_instance_type=request.coordinator_instance_type,
+            worker_instance_type=request.worker_instance_type,
+            workers_desired=request.workers,
+            workers_min=low,
+            workers_max=high,
+            spot=request.spot,
+            auto_suspend_minutes=request.auto_suspend_minutes,
+        )
+        operation = _start(actor, cluster, CREATE_KIND, ClusterStatus.PROVISIONING, "created")
+    return cluster, operation
+
+
+def _locked(cluster: Cluster, *allowed: str, action: str) -> Cluster:
+    locked = (
+        Cluster.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=cluster.pk)
+    )
+    if locked.status not in allowed:
+        raise Conflict(
+            f"The cluster is {locked.status}; it can be {action} when it is {' or '.join(allowed)}."
+        )
+    return locked
+
+
+def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -> Cluster:
+    """Name, auto-suspend and the worker bounds change in place (no cloud change)."""
+    with transaction.atomic():
+        locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if locked.status == ClusterStatus.DELETED:
+            raise Conflict("The cluster is deleted.")
+        name = changes.get("name")
+        if (
+            name
+            and name != locked.name
+            and Cluster.objects.filter(
+                organization_id=locked.organization_id, name=name, deleted_at__isnull=True
+            ).exists()
+        ):
+            raise InvalidInput("The name is taken.", errors={"name": [f"'{name}' already exists."]})
+        errors: dict[str, list[str]] = {}
+        _check_bounds(
+            locked.workers_desired,
+            changes.get("workers_min", locked.workers_min),
+            changes.get("workers_max", locked.workers_max),
+            errors,
+        )
+        if errors:
+            raise InvalidInput("The change cannot be applied.", errors=errors)
+        for key, value in changes.items():
+            setattr(locked, key, value)
+        locked.save()
+        audit.record(
+            actor=actor,
+            organization=locked.organization,
+            action="cluster.updated",
+            target=locked,
+            data={"changed": sorted(changes)},
+        )
+    return locked
+
+
+def resize_cluster(*, actor: Actor, cluster: Cluster, workers: int) -> tuple[Cluster, Operation]:
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.RUNNING, action="resized")
+        if not locked.workers_min <= workers <= locked.workers_max:
+            raise InvalidInput(
+                "The size is outside the cluster's bounds.",
+                errors={
+                    "workers": [
+                        f"Between min_count ({locked.workers_min}) and max_count "
+                        f"({locked.workers_max}); PATCH the bounds first."
+                    ]
+                },
+            )
+        locked.workers_desired = workers
+        operation = _start(actor, locked, RESIZE_KIND, ClusterStatus.RESIZING, "resize_requested")
+    return locked, operation
+
+
+def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.RUNNING, action="stopped")
+        operation = _start(actor, locked, STOP_KIND, ClusterStatus.STOPPING, "stop_requested")
+    return locked, operation
+
+
+def start_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.STOPPED, action="started")
+        operation = _start(actor, locked, START_KIND, ClusterStatus.STARTING, "start_requested")
+    return locked, operation
+
+
+def restart_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.RUNNING, action="restarted")
+        locked.restart_generation += 1
+        operation = _start(
+            actor, locked, RESTART_KIND, ClusterStatus.RESTARTING, "restart_requested"
+        )
+    return locked, operation
+
+
+def delete_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    with transaction.atomic():
+        locked = (
+            Cluster.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .get(pk=cluster.pk)
+        )
+        if locked.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
+            raise Conflict(f"The cluster is already {locked.status}.")
+        if locked.operation_id is not None:
+            # A running create/resize stops where it is; the delete removes what exists.
+            Operation.objects.filter(pk=locked.operation_id).exclude(
+                status__in=["succeeded", "failed", "canceled"]
+            ).update(status="canceled")
+        operation = _start(actor, locked, DELETE_KIND, ClusterStatus.DELETING, "delete_requested")
+    return locked, operation

@@ -1,0 +1,217 @@
+"""The cluster workflows: node groups in EKS, desired state to the agent, wait for its report.
+
+``cluster.create``/``start``: node_groups → publish_desired_state → wait_for_agent.
+``cluster.resize``: the same three (node group scaling and worker replicas change together).
+``cluster.restart``: publish_desired_state (new restart_generation) → wait_for_agent.
+``cluster.stop``: publish_desired_state (state stopped) → wait_for_agent → node_groups (to zero):
+the agent drains the workers gracefully before their nodes go away.
+``cluster.delete``: publish_desired_state (without it) → wait_for_agent (gone, bounded) →
+delete_node_groups.
+
+Waiting holds no worker: ``wait_for_agent`` raises RetryLater until the agent's latest status
+report (stored on the cluster by ``observed.py``) shows the published version applied and the
+cluster in the state asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.agentapi.services import publish_desired_state
+from controlplane.clusters import desired
+from controlplane.clusters.models import Cluster, ClusterStatus
+from controlplane.clusters.observed import ABSENT
+from controlplane.clusters.services import (
+    CREATE_KIND,
+    DELETE_KIND,
+    RESIZE_KIND,
+    RESTART_KIND,
+    START_KIND,
+    STOP_KIND,
+    record_event,
+)
+from controlplane.computeplanes.workflows import context_for
+from controlplane.core.models import Operation
+from controlplane.core.workflows import (
+    PermanentError,
+    RetryLater,
+    Step,
+    Workflow,
+    register_workflow,
+)
+from controlplane.providers.aws.credentials import AwsAccessDenied, AwsUnavailable
+from controlplane.providers.aws.reconcilers.base import ReconcileContext, ReconcileError, WaitFor
+from controlplane.providers.aws.reconcilers.nodegroup import (
+    NodeGroupReconciler,
+    cluster_node_groups,
+)
+
+# Pods start in a minute or two once nodes join (a few minutes); 10 s polls see it soon
+# enough without flooding the database. 180 polls = 30 minutes before giving up.
+WAIT_SECONDS = 10.0
+WAIT_POLLS = 180
+# A deleted cluster's objects are pruned on the agent's next loop; if the agent is gone (its
+# compute plane broken) the node groups are deleted anyway after 5 minutes, which stops the
+# pods just the same.
+DELETE_WAIT_POLLS = 30
+
+
+def _cluster(operation: Operation) -> Cluster:
+    return Cluster.objects.select_related(
+        "compute_plane__organization", "compute_plane__cloud_account"
+    ).get(pk=operation.target_id)
+
+
+def _delay(seconds: float) -> float:
+    return min(seconds, float(settings.LAKEPLANE_MAX_POLL_SECONDS))
+
+
+def node_groups_of(cluster: Cluster) -> tuple[NodeGroupReconciler, NodeGroupReconciler]:
+    running = cluster.status not in desired.STOPPED
+    return cluster_node_groups(
+        cluster_id=cluster.id,
+        label=cluster.node_group,
+        coordinator_instance_type=cluster.coordinator_instance_type,
+        worker_instance_type=cluster.worker_instance_type,
+        spot=cluster.spot,
+        workers_min=cluster.workers_min,
+        workers_max=cluster.workers_max,
+        workers_desired=cluster.workers_desired,
+        running=running,
+    )
+
+
+def _reconcile(cluster: Cluster, call: Callable[[ReconcileContext], str]) -> str:
+    ctx = context_for(cluster.compute_plane)
+    try:
+        return call(ctx)
+    except WaitFor as wait:
+        raise RetryLater(wait.detail, delay=_delay(wait.delay)) from wait
+    except ReconcileError as error:
+        raise PermanentError(error.code, error.message) from error
+    except AwsAccessDenied as denied:
+        raise PermanentError(
+            "role_unusable",
+            f"Lakeplane could not act through the account's role: {denied}. Verify the "
+            "cloud account again.",
+        ) from denied
+    except AwsUnavailable as unavailable:
+        raise RetryLater(f"AWS did not answer: {unavailable}", delay=_delay(15)) from unavailable
+
+
+def ensure_node_groups(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    groups = node_groups_of(cluster)
+    details = [_reconcile(cluster, g.ensure) for g in groups]
+    nodes: dict[str, int] = {}
+    spot_nodes: dict[str, int] = {}
+    for group in groups:
+        spec = group.spec
+        if spec.desired_size:
+            for kind in spec.instance_types:
+                nodes[kind] = nodes.get(kind, 0) + spec.desired_size
+                if spec.capacity_type == "SPOT":
+                    spot_nodes[kind] = spot_nodes.get(kind, 0) + spec.desired_size
+    last = cluster.events.order_by("-at", "-id").first()
+    if last is None or (last.nodes, last.spot_nodes) != (nodes, spot_nodes):
+        record_event(cluster, "nodes_changed", nodes=nodes, spot_nodes=spot_nodes)
+    return "; ".join(details)
+
+
+def delete_node_groups(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    details = [_reconcile(cluster, g.delete) for g in node_groups_of(cluster)]
+    record_event(cluster, "nodes_changed", nodes={}, spot_nodes={})
+    return "; ".join(details)
+
+
+def publish(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    plane = cluster.compute_plane
+    with transaction.atomic():
+        published = publish_desired_state(plane, desired.desired_state(plane))
+        Cluster.objects.filter(pk=cluster.pk).update(desired_version=published.version)
+    return (
+        f"desired state version {published.version} published ({len(published.clusters)} clusters)"
+    )
+
+
+def _polls(operation: Operation) -> int:
+    step = operation.steps.filter(name="wait_for_agent").first()
+    return step.attempts if step else 0
+
+
+def _wait_detail(cluster: Cluster) -> str:
+    return (
+        f"agent applied version {cluster.observed_version} of {cluster.desired_version}; "
+        f"phase {cluster.observed_phase or 'unreported'}, coordinator "
+        f"{'ready' if cluster.coordinator_ready else 'not ready'}, workers "
+        f"{cluster.workers_ready}/{cluster.workers_desired} ready"
+    )
+
+
+def wait_for_agent(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    applied = cluster.observed_version >= cluster.desired_version > 0
+    if operation.kind == DELETE_KIND:
+        if applied and cluster.observed_phase == ABSENT:
+            return "the agent removed the cluster's objects"
+        if _polls(operation) >= DELETE_WAIT_POLLS:
+            return f"the agent did not confirm the removal ({_wait_detail(cluster)}); going on"
+    elif operation.kind == STOP_KIND:
+        if applied and cluster.observed_phase == "stopped":
+            return "the agent reports the cluster stopped"
+    elif (
+        applied
+        and cluster.observed_phase == "running"
+        and cluster.coordinator_ready
+        and cluster.workers_ready == cluster.workers_desired
+    ):
+        return f"coordinator and {cluster.workers_ready} workers ready"
+    if operation.kind != DELETE_KIND and _polls(operation) >= WAIT_POLLS:
+        raise PermanentError(
+            "agent_timeout",
+            f"The cluster did not reach the requested state in time: {_wait_detail(cluster)}. "
+            "Check the compute plane's agent and the node group's instances, then retry.",
+        )
+    raise RetryLater(_wait_detail(cluster), delay=_delay(WAIT_SECONDS))
+
+
+def _finish(status: ClusterStatus, reason: str) -> Callable[[Operation], None]:
+    def hook(operation: Operation) -> None:
+        cluster = Cluster.objects.select_for_update().get(pk=operation.target_id)
+        if cluster.operation_id != operation.id:
+            return  # superseded (a delete canceled this operation)
+        cluster.status = status
+        if status == ClusterStatus.DELETED:
+            cluster.deleted_at = timezone.now()
+        cluster.save(update_fields=["status", "deleted_at"])
+        record_event(cluster, reason)
+
+    return hook
+
+
+NODE_GROUPS = Step("node_groups", ensure_node_groups)
+PUBLISH = Step("publish_desired_state", publish)
+WAIT = Step("wait_for_agent", wait_for_agent)
+FAILED = _finish(ClusterStatus.FAILED, "failed")
+
+for kind, steps, done in (
+    (CREATE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+    (RESIZE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+    (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+    (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
+    (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
+    (
+        DELETE_KIND,
+        [PUBLISH, WAIT, Step("delete_node_groups", delete_node_groups)],
+        ClusterStatus.DELETED,
+    ),
+):
+    register_workflow(
+        Workflow(kind=kind, steps=steps, on_succeeded=_finish(done, done.value), on_failed=FAILED)
+    )
