@@ -215,3 +215,24 @@ def test_a_second_cluster_keeps_the_first_in_the_desired_state(
     names = sorted(c["name"] for c in sim_agent.desired()["clusters"])
     assert names == ["adhoc", "etl"]
     assert Cluster.objects.get(pk=data["id"]).version == "0.292"
+
+
+def test_a_delete_the_agent_never_confirms_removes_the_node_groups_after_bounded_polls(
+    owner, sandbox, ready_plane, sim_agent
+):
+    from controlplane.clusters.workflows import DELETE_WAIT_POLLS
+
+    data, op = accepted(owner.client.post(url(owner), body(ready_plane), format="json"), owner)
+    run(op, sim_agent)
+    cluster = Cluster.objects.get(pk=data["id"])
+    _, op = accepted(owner.client.delete(url(owner, f"/{cluster.id}")), owner)
+
+    driven = drive(op, None, max_deliveries=DELETE_WAIT_POLLS + 10)  # the agent is gone
+
+    assert driven.operation.status == "succeeded"
+    # DELETE_WAIT_POLLS polls in all: every one but the last had to wait.
+    assert driven.waits == DELETE_WAIT_POLLS - 1
+    assert "did not confirm" in driven.operation.steps.get(name="wait_for_agent").detail
+    assert node_groups(sandbox, ready_plane, cluster) == {}
+    cluster.refresh_from_db()
+    assert cluster.status == "deleted"
