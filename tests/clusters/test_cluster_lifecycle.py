@@ -112,6 +112,9 @@ def test_create_resize_stop_start_restart_delete(owner, sandbox, ready_plane, si
     assert shown["status"] == "running"
     assert shown["workers"]["ready"] == 3
     assert shown["workers"]["desired"] == 3
+    assert shown["endpoint"] == (
+        f"http://lp-{cluster.id.replace('_', '-')}-coordinator.lakeplane-workloads.svc:8080"
+    )
 
     # --- resize: node group scaling and worker replicas together.
     _, op = accepted(

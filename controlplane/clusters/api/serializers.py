@@ -5,6 +5,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from computeplane_agent.contract import WORKLOAD_NAMESPACE
+from computeplane_agent.render.cluster import resource_prefix
+from computeplane_agent.render.engines import HTTP_PORT
 from controlplane.clusters.models import Cluster, Engine
 from controlplane.core.api.serializers import OperationRefSerializer
 
@@ -73,10 +76,12 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_endpoint(self, cluster: Cluster) -> str | None:
-        # The coordinator Service inside the compute plane's VPC (rendered by the agent).
+        # The coordinator Service the agent renders (named by the renderer, so they agree);
+        # reachable from inside the compute plane's VPC.
         if cluster.status != "running":
             return None
-        return f"http://{cluster.node_group}-coordinator.lakeplane-workloads.svc:8080"
+        service = f"{resource_prefix(cluster.id)}-coordinator"
+        return f"http://{service}.{WORKLOAD_NAMESPACE}.svc:{HTTP_PORT}"
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_catalogs(self, cluster: Cluster) -> list[str]:
