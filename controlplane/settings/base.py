@@ -78,6 +78,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
+    # Tests run on a file too (not Django's in-memory default): a live server thread (which the
+    # local agent processes call) then gets its own connection instead of sharing the test's.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_lakeplane.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
 
@@ -258,6 +261,24 @@ LAKEPLANE_AGENT_NOTIFY_URL = env.str(
     "LAKEPLANE_AGENT_NOTIFY_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis://") else "",
 )
+
+# How the compute plane workflow installs the agent: "sandbox" starts a local agent process per
+# compute plane against the directory target, "eks" applies the agent's manifests to the plane's
+# EKS cluster. Empty: "sandbox" when AWS_ENDPOINT_URL points at an emulator, else "eks".
+LAKEPLANE_AGENT_MODE = env.str("LAKEPLANE_AGENT_MODE", default="")
+# The URL agents reach the control plane at (runlakeplane sets http://HOST:PORT).
+LAKEPLANE_PUBLIC_URL = env.str("LAKEPLANE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Sandbox local agents keep their manifests, credential, pid and log under <this>/<plane id>/.
+LAKEPLANE_LOCAL_AGENTS_DIR = env.str(
+    "LAKEPLANE_LOCAL_AGENTS_DIR", default=str(DATA_DIR / "computeplanes")
+)
+# The agent image the eks mode installs (a customer's registry mirror may replace it).
+LAKEPLANE_AGENT_IMAGE = env.str("LAKEPLANE_AGENT_IMAGE", default="")
+# wait_for_agent: polls this often, this many times, before failing with agent_not_connected.
+LAKEPLANE_AGENT_CONNECT_POLL_SECONDS = env.float(
+    "LAKEPLANE_AGENT_CONNECT_POLL_SECONDS", default=5.0
+)
+LAKEPLANE_AGENT_CONNECT_MAX_POLLS = env.int("LAKEPLANE_AGENT_CONNECT_MAX_POLLS", default=60)
 
 # --- OpenID Connect (mozilla-django-oidc) --------------------------------------------------
 # Login through an IdP is on when its issuer's endpoints and a client are configured.
