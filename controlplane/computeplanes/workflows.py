@@ -1,7 +1,8 @@
 """The compute plane's workflows: one step per reconciler, in dependency order.
 
-``computeplane.create`` runs each reconciler's ``ensure`` and finally issues the agent's
-bootstrap token; ``computeplane.delete`` runs the ``delete``s in reverse; ``computeplane.update``
+``computeplane.create`` runs each reconciler's ``ensure``, then installs the agent and waits for it
+to register (the plane is ``ready`` only then); ``computeplane.delete`` stops a sandbox agent and
+runs the ``delete``s in reverse; ``computeplane.update``
 re-runs the reconcilers that own mutable settings (a converged one makes no mutating call).
 Reconciler outcomes map onto the engine's: ``WaitFor`` → ``RetryLater`` (the task is
 re-scheduled, no worker waits), ``ReconcileError`` → ``PermanentError``.
@@ -9,19 +10,26 @@ re-scheduled, no worker waits), ``ReconcileError`` → ``PermanentError``.
 
 from __future__ import annotations
 
-import secrets
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from computeplane_agent.targets.base import TargetError
 from controlplane.cloudaccounts.aws import aws_clients
-from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.agentinstall import (
+    agent_dir,
+    agent_mode,
+    install_eks_agent,
+    install_sandbox_agent,
+    stop_local_agent,
+)
+from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
 from controlplane.computeplanes.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
-from controlplane.core.models import Operation
+from controlplane.core.models import Operation, OperationStep
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
@@ -50,7 +58,9 @@ from controlplane.providers.aws.reconcilers.platform import PLATFORM_RECONCILERS
 RECONCILERS: Sequence[Reconciler] = [*NETWORK_RECONCILERS, *PLATFORM_RECONCILERS]
 # Settings a PATCH may change live in the EKS cluster's configuration.
 UPDATE_RECONCILERS: Sequence[Reconciler] = [r for r in RECONCILERS if r.name == "eks"]
-BOOTSTRAP_TOKEN_TTL = timedelta(hours=1)
+# wait_for_agent looks for a couple of seconds before re-scheduling itself: a local agent
+# registers about a second after it starts, so the usual case costs no extra round trip.
+IN_STEP_WAIT_SECONDS = 2.0
 
 
 def spec_of(plane: ComputePlane) -> ComputePlaneSpec:
@@ -152,16 +162,71 @@ def delete_step(reconciler: Reconciler) -> Step:
     return Step(f"delete_{reconciler.name}", lambda op: _run(reconciler.delete, op))
 
 
-def issue_bootstrap_token(operation: Operation) -> str:
-    """The agent's one-time registration token (its digest only; the agent issue installs it)."""
-    import hashlib
+def install_agent(operation: Operation) -> str:
+    """Install the plane's agent: a local process (sandbox) or its manifests on EKS."""
+    plane = _plane(operation)
+    if agent_mode() == "sandbox":
+        return install_sandbox_agent(plane)
+    ctx = context_for(plane)
+    try:
+        return install_eks_agent(plane, ctx.clients)
+    except TargetError as error:
+        # The API server may not accept calls yet right after ACTIVE (or a blip): try again.
+        raise RetryLater(f"the cluster's API refused the agent install: {error}") from error
+    except AwsAccessDenied as denied:
+        raise PermanentError(
+            "role_unusable", f"Lakeplane could not act through the role: {denied}"
+        ) from denied
+    except AwsUnavailable as unavailable:
+        raise RetryLater(
+            f"AWS did not answer: {unavailable}", delay=_poll_delay(15)
+        ) from unavailable
 
-    token = secrets.token_urlsafe(32)
-    ComputePlane.objects.filter(pk=operation.target_id).update(
-        bootstrap_token_digest=hashlib.sha256(token.encode()).hexdigest(),
-        bootstrap_token_expires_at=timezone.now() + BOOTSTRAP_TOKEN_TTL,
+
+def wait_for_agent(operation: Operation) -> str:
+    """Done once the agent has registered (``agent_status`` connected); re-polled without holding
+    a worker, a bounded number of times."""
+    deadline = time.monotonic() + IN_STEP_WAIT_SECONDS
+    while True:
+        status = (
+            ComputePlane.objects.filter(pk=operation.target_id)
+            .values_list("agent_status", flat=True)
+            .first()
+        )
+        if status == AgentStatus.CONNECTED:
+            return "the agent has registered"
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    polls = (
+        OperationStep.objects.filter(operation_id=operation.pk, name="wait_for_agent")
+        .values_list("attempts", flat=True)
+        .first()
+    ) or 0
+    limit = int(settings.LAKEPLANE_AGENT_CONNECT_MAX_POLLS)
+    if polls >= limit:
+        hint = (
+            f"see {agent_dir(operation.target_id) / 'agent.log'}"
+            if agent_mode() == "sandbox"
+            else "check the lakeplane-agent Deployment in the lakeplane-system namespace"
+        )
+        raise PermanentError(
+            "agent_not_connected",
+            f"The compute plane's agent did not register after {polls} checks; {hint}. "
+            "Fix that and retry the operation to wait again.",
+        )
+    raise RetryLater(
+        f"waiting for the agent to register ({polls}/{limit})",
+        delay=float(settings.LAKEPLANE_AGENT_CONNECT_POLL_SECONDS),
     )
-    return "agent bootstrap token issued (installing the agent arrives with the agent)"
+
+
+def stop_agent(operation: Operation) -> str:
+    """First step of deletion: a sandbox plane's local agent stops and its files go. (On EKS the
+    agent goes with the cluster.)"""
+    if stop_local_agent(operation.target_id, remove=True):
+        return "stopped the local agent"
+    return "no local agent running"
 
 
 def _set_status(status: ComputePlaneStatus, **extra: Any) -> Callable[[Operation], None]:
@@ -184,7 +249,7 @@ def plan(plane_or_spec: ReconcileContext) -> list[dict[str, str]]:
         for action in reconciler.plan(plane_or_spec):
             actions.append({"step": reconciler.name, **action.as_dict()})
     actions.append(
-        {"step": "bootstrap_agent", **PlannedAction("create", "lakeplane:agent", "agent").as_dict()}
+        {"step": "install_agent", **PlannedAction("create", "lakeplane:agent", "agent").as_dict()}
     )
     return actions
 
@@ -194,7 +259,8 @@ register_workflow(
         kind=CREATE_KIND,
         steps=[
             *(ensure_step(r) for r in RECONCILERS),
-            Step("bootstrap_agent", issue_bootstrap_token),
+            Step("install_agent", install_agent),
+            Step("wait_for_agent", wait_for_agent),
         ],
         on_succeeded=_set_status(ComputePlaneStatus.READY),
         on_failed=_set_status(ComputePlaneStatus.FAILED),
@@ -211,7 +277,7 @@ register_workflow(
 register_workflow(
     Workflow(
         kind=DELETE_KIND,
-        steps=[delete_step(r) for r in reversed(RECONCILERS)],
+        steps=[Step("stop_agent", stop_agent), *(delete_step(r) for r in reversed(RECONCILERS))],
         on_succeeded=_mark_deleted,
         on_failed=_set_status(ComputePlaneStatus.FAILED),
     )

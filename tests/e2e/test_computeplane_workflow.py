@@ -28,9 +28,11 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 from controlplane.cloudaccounts.models import CloudAccount
 from controlplane.cloudaccounts.services import start_verification
+from controlplane.computeplanes.agentinstall import stop_all_local_agents
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.computeplanes.services import (
     ComputePlaneRequest,
@@ -106,6 +108,7 @@ def _children(pid: int) -> list[int]:
 class Worker:
     process: subprocess.Popen[bytes]
     log: Path
+    agents: Path
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -138,6 +141,7 @@ def worker(
     django_db_blocker: Any,
     sandbox_cloud: SandboxCloud,
     tmp_path_factory: pytest.TempPathFactory,
+    live_server: Any,
 ) -> Iterator[Worker]:
     broker_url = str(settings.CELERY_BROKER_URL)
     if not broker_url.startswith("redis://"):
@@ -146,6 +150,8 @@ def worker(
     with django_db_blocker.unblock():
         database_url = _database_url()
     log = tmp_path_factory.mktemp("computeplane-worker") / "worker.log"
+    # The create workflow ends with a local agent per plane calling back over HTTP.
+    agents = tmp_path_factory.mktemp("agents")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "controlplane.settings.sandbox",
@@ -157,6 +163,11 @@ def worker(
         "LAKEPLANE_MAX_POLL_SECONDS": "0.5",
         "AWS_ENDPOINT_URL": sandbox_cloud.endpoint_url,
         "LAKEPLANE_VENDOR_PRINCIPAL": Sandbox.vendor_principal,
+        "LAKEPLANE_AGENT_MODE": "sandbox",
+        "LAKEPLANE_PUBLIC_URL": live_server.url,
+        "LAKEPLANE_LOCAL_AGENTS_DIR": str(agents),
+        "LAKEPLANE_AGENT_MAX_WAIT_SECONDS": "1",
+        "LAKEPLANE_AGENT_CONNECT_POLL_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
     with log.open("wb") as out:
@@ -185,7 +196,7 @@ def worker(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    running = Worker(process=process, log=log)
+    running = Worker(process=process, log=log, agents=agents)
     try:
         running.wait_for(lambda: "ready." in running.output(), "the worker to be ready")
         yield running
@@ -193,6 +204,8 @@ def worker(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=WAIT)
+        with override_settings(LAKEPLANE_LOCAL_AGENTS_DIR=str(agents)):
+            stop_all_local_agents()
         print(f"\nmax task wall time in the worker log: {running.max_task_seconds():.3f}s")
 
 
@@ -286,7 +299,7 @@ def held(sandbox: Sandbox) -> bool:
     return any(rule["kind"] == "delay" and rule["fired"] for rule in sandbox.control.faults())
 
 
-@pytest.mark.parametrize("crash_step", [*FIRST_CREATE, "bootstrap_agent"])
+@pytest.mark.parametrize("crash_step", [*FIRST_CREATE, "install_agent"])
 def test_worker_killed_during_each_step_resumes_without_duplicates(
     plane_env: Env, org: Organization, crash_step: str
 ) -> None:
@@ -304,7 +317,7 @@ def test_worker_killed_during_each_step_resumes_without_duplicates(
         env.worker.wait_for(lambda: held(sandbox), f"{crash_step}'s create call to be held")
     else:
         # No AWS call to hold: kill as soon as the step before it has finished, i.e. while the
-        # pool process claims or runs bootstrap_agent (or has just settled it).
+        # pool process claims or runs install_agent (or has just settled it).
         env.worker.wait_for(
             lambda: step(op_id, "buckets").status == "succeeded", "the buckets step to finish"
         )

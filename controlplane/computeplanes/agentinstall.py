@@ -1,0 +1,228 @@
+"""Installing a compute plane's agent: a local process in the sandbox, manifests on real EKS.
+
+Sandbox (``LAKEPLANE_AGENT_MODE=sandbox``): one ``python -m computeplane_agent run`` process per
+compute plane against the directory target, started detached (its own session) so it outlives
+the Celery task that started it and the terminal's Ctrl-C; ``runlakeplane`` stops and restarts
+them (``manage.py localagents``). Everything it owns lives under
+``LAKEPLANE_LOCAL_AGENTS_DIR/<plane id>/``: ``manifests/`` (the directory target's root),
+``credential.json`` (written by the agent after registering), ``agent.pid`` and ``agent.log``.
+The one-time bootstrap token is handed over in the process's environment only.
+
+EKS (``LAKEPLANE_AGENT_MODE=eks``): the agent's own install manifests
+(``computeplane_agent.install.install_manifests``) are server-side applied to the plane's EKS
+cluster with a bearer token derived from the assumed role; the token sits in the agent's
+credential Secret in the customer's cluster, nowhere in Lakeplane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.targets.kubernetes import KubernetesTarget
+from controlplane.agentapi.services import issue_bootstrap_token
+from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
+from controlplane.providers.aws.eks_auth import eks_bearer_token, kubernetes_api_client
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PID_FILE = "agent.pid"
+STOP_GRACE_SECONDS = 5.0
+
+
+def agent_mode() -> str:
+    mode = str(settings.LAKEPLANE_AGENT_MODE or "")
+    if mode:
+        return mode
+    return "sandbox" if settings.AWS_ENDPOINT_URL else "eks"
+
+
+def control_plane_url() -> str:
+    return str(settings.LAKEPLANE_PUBLIC_URL).rstrip("/")
+
+
+# --- sandbox: local agent processes ---------------------------------------------------------
+def agents_root() -> Path:
+    return Path(settings.LAKEPLANE_LOCAL_AGENTS_DIR)
+
+
+def agent_dir(plane_id: str) -> Path:
+    return agents_root() / plane_id
+
+
+def credential_file(plane_id: str) -> Path:
+    return agent_dir(plane_id) / "credential.json"
+
+
+def manifests_dir(plane_id: str) -> Path:
+    return agent_dir(plane_id) / "manifests"
+
+
+def _is_agent(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) agent process — guards against pid reuse."""
+    # Reap it if it is our own child that exited (eager tests, a re-run in the same worker).
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():  # Linux: make sure it is not a zombie or an unrelated process
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            return False
+        return state != "Z" and b"computeplane_agent" in cmdline
+    return True
+
+
+def running_pid(plane_id: str) -> int | None:
+    """The pid of this plane's local agent if it is alive."""
+    try:
+        pid = int((agent_dir(plane_id) / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_agent(pid) else None
+
+
+def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
+    """Start the plane's agent detached; returns its pid. Without a token it must have a
+    credential file already (a restart)."""
+    base = agent_dir(plane.pk)
+    manifests_dir(plane.pk).mkdir(parents=True, exist_ok=True)
+    base.chmod(0o700)  # the credential file lands here
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The agent gets its own settings only: no database URL, Django secret, AWS keys...
+        if key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "TZ")
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "LAKEPLANE_CONTROL_PLANE_URL": control_plane_url(),
+            "LAKEPLANE_TARGET": "directory",
+            "LAKEPLANE_DIRECTORY_ROOT": str(manifests_dir(plane.pk)),
+            "LAKEPLANE_CREDENTIAL_FILE": str(credential_file(plane.pk)),
+            "LAKEPLANE_KUBERNETES_VERSION": plane.kubernetes_version,
+            "LAKEPLANE_POLL_SECONDS": str(settings.LAKEPLANE_AGENT_MAX_WAIT_SECONDS),
+        }
+    )
+    if bootstrap_token:
+        env["LAKEPLANE_BOOTSTRAP_TOKEN"] = bootstrap_token
+    with (base / "agent.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "computeplane_agent", "run"],
+            cwd=base,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives the Celery task and the terminal's Ctrl-C
+            close_fds=True,
+        )
+    (base / PID_FILE).write_text(str(process.pid))
+    logger.info("started the local agent of %s (pid %s)", plane.pk, process.pid)
+    return process.pid
+
+
+def stop_local_agent(plane_id: str, *, remove: bool = False) -> bool:
+    """Stop the plane's agent (SIGTERM, then SIGKILL); ``remove`` deletes its directory too."""
+    pid = running_pid(plane_id)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pid = None
+    if pid is not None:
+        # The agent stops between passes; a long poll in flight may hold it, so don't wait long.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline and _is_agent(pid):
+            time.sleep(0.1)
+        if _is_agent(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _is_agent(pid):
+                time.sleep(0.05)
+        logger.info("stopped the local agent of %s (pid %s)", plane_id, pid)
+    (agent_dir(plane_id) / PID_FILE).unlink(missing_ok=True)
+    if remove:
+        shutil.rmtree(agent_dir(plane_id), ignore_errors=True)
+    return pid is not None
+
+
+def install_sandbox_agent(plane: ComputePlane) -> str:
+    """Idempotent: an alive agent is left alone; a registered one is restarted from its
+    credential; otherwise a fresh bootstrap token is issued and handed to a new process."""
+    pid = running_pid(plane.pk)
+    if pid is not None:
+        return f"the local agent is already running (pid {pid})"
+    if credential_file(plane.pk).exists():
+        pid = start_local_agent(plane, None)
+        return f"restarted the registered local agent (pid {pid})"
+    token = issue_bootstrap_token(plane)
+    pid = start_local_agent(plane, token)
+    return f"started the local agent (pid {pid}) with a one-time bootstrap token"
+
+
+def start_registered_agents() -> list[str]:
+    """Restart the agents of ready sandbox planes that have registered (``runlakeplane``)."""
+    started = []
+    planes = ComputePlane.objects.filter(status=ComputePlaneStatus.READY, deleted_at__isnull=True)
+    for plane in planes:
+        if credential_file(plane.pk).exists() and running_pid(plane.pk) is None:
+            start_local_agent(plane, None)
+            started.append(plane.pk)
+    return started
+
+
+def stop_all_local_agents() -> list[str]:
+    """Stop every local agent under the agents' directory (their files stay for a restart)."""
+    root = agents_root()
+    stopped = []
+    if root.is_dir():
+        for child in sorted(root.iterdir()):
+            if child.is_dir() and stop_local_agent(child.name):
+                stopped.append(child.name)
+    return stopped
+
+
+# --- eks: the agent's manifests through the Kubernetes API ----------------------------------
+def install_eks_agent(plane: ComputePlane, clients: Callable[[str], Any]) -> str:
+    """Apply the agent's install objects to the plane's cluster (server-side apply: a re-run
+    converges). ``clients`` builds boto3 clients acting as the customer's role."""
+    if plane.agent_status == AgentStatus.CONNECTED:
+        return "the agent has already registered"
+    name = plane.resources["eks_cluster_name"]
+    cluster = clients("eks").describe_cluster(name=name)["cluster"]
+    endpoint = plane.resources.get("eks_endpoint") or cluster["endpoint"]
+    token = eks_bearer_token(clients("sts"), name)
+    api = kubernetes_api_client(
+        endpoint, (cluster.get("certificateAuthority") or {}).get("data"), token
+    )
+    bootstrap_token = issue_bootstrap_token(plane)
+    objects = install_manifests(
+        control_plane_url=control_plane_url(),
+        bootstrap_token=bootstrap_token,
+        image=settings.LAKEPLANE_AGENT_IMAGE or DEFAULT_IMAGE,
+    )
+    # Same field manager as the agent: it owns these objects once it runs.
+    KubernetesTarget(api).apply(objects)
+    return f"applied {len(objects)} agent objects to {endpoint}"
