@@ -40,6 +40,8 @@ class Command(BaseCommand):
         token = self._bootstrap(password)
 
         env = dict(os.environ)
+        # Where compute-plane agents call back (local agents in the sandbox).
+        env.setdefault("LAKEPLANE_PUBLIC_URL", base_url.rstrip("/"))
         processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         emulator = self._emulator_command()
         if emulator is not None:
@@ -60,6 +62,9 @@ class Command(BaseCommand):
                         f"{host}:{port}",
                         "--workers",
                         str(options["workers"]),
+                        # Threads: each local agent's desired-state long poll holds one.
+                        "--threads",
+                        "8",
                         "--access-logfile",
                         "-",
                         "--graceful-timeout",
@@ -117,6 +122,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         self._wait_for(f"{base_url}healthz", processes)
+        # Local agents of ready compute planes come back with their stored credentials; run in a
+        # child so it sees the same settings as the worker (emulator endpoint, public URL).
+        manage = [python, str(Path(__file__).resolve().parents[4] / "manage.py")]
+        subprocess.run([*manage, "localagents", "start"], env=env, check=False)
         lines = [
             "",
             "Lakeplane is running (sandbox). Press Ctrl-C to stop.",
@@ -140,6 +149,9 @@ class Command(BaseCommand):
                         break
                 time.sleep(0.5)
         finally:
+            # Agents run in their own sessions (they outlive the task that started them), so
+            # Ctrl-C does not reach them: stop them explicitly.
+            subprocess.run([*manage, "localagents", "stop"], env=env, check=False)
             self._stop_all(processes)
 
     def _demo_password(self) -> str:
