@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -182,17 +182,69 @@ def register_agent(
 
 
 # --- credentials ----------------------------------------------------------------------------
+class _CredentialLookup:
+    """The credential and its compute plane in one query, compiled once per process.
+
+    Every agent request authenticates. Through the ORM the two-table lookup cost ~0.4 ms of
+    CPU to compile per request, the largest single item of a heartbeat (bench/RESULTS.md).
+    As for API tokens (tenancy/authentication.py ``_TokenLookup``) the SQL is compiled once
+    by the ORM itself, so it stays what the ORM would send, and rows become model instances
+    through ``Model.from_db``. PostgreSQL returns typed values that need no ORM converters;
+    other databases (SQLite in the sandbox) keep the ORM path.
+    """
+
+    _PLACEHOLDER = "__credential_id__"
+
+    def __init__(self) -> None:
+        self._sql: str | None = None
+        self._models: list[tuple[type[Model], list[str]]] = [
+            (model, [f.attname for f in model._meta.concrete_fields])
+            for model in (AgentCredential, ComputePlane)
+        ]
+
+    def _compiled_sql(self) -> str:
+        if self._sql is None:
+            credential_cols, plane_cols = (cols for _, cols in self._models)
+            query = AgentCredential.objects.filter(pk=self._PLACEHOLDER).values_list(
+                *credential_cols, *(f"compute_plane__{c}" for c in plane_cols)
+            )
+            sql, params = query.query.sql_with_params()
+            if tuple(params) != (self._PLACEHOLDER,):  # pragma: no cover - a Django change
+                raise RuntimeError(f"unexpected credential query parameters: {params!r}")
+            self._sql = sql
+        return self._sql
+
+    def fetch(self, credential_id: str) -> AgentCredential | None:
+        if connection.vendor != "postgresql":
+            return (
+                AgentCredential.objects.select_related("compute_plane")
+                .filter(pk=credential_id)
+                .first()
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(self._compiled_sql(), [credential_id])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        (credential_model, credential_cols), (plane_model, plane_cols) = self._models
+        split = len(credential_cols)
+        credential = credential_model.from_db(connection.alias, credential_cols, row[:split])
+        plane = plane_model.from_db(connection.alias, plane_cols, row[split:])
+        assert isinstance(credential, AgentCredential)
+        credential.compute_plane = plane  # type: ignore[assignment]
+        return credential
+
+
+_credential_lookup = _CredentialLookup()
+
+
 def authenticate_credential(secret: str, *, now: datetime | None = None) -> AgentCredential:
     """The live credential behind ``secret`` (with its compute plane), or AgentAuthError."""
     now = _now(now)
     parsed = _split_secret(secret, CREDENTIAL_SCHEME)
     if parsed is None:
         raise AgentAuthError("Malformed agent credential.")
-    credential = (
-        AgentCredential.objects.select_related("compute_plane")
-        .filter(pk=f"agc_{parsed[0]}")
-        .first()
-    )
+    credential = _credential_lookup.fetch(f"agc_{parsed[0]}")
     if credential is None or not hmac.compare_digest(credential.digest, digest_of(secret)):
         raise AgentAuthError("Invalid agent credential.")
     if credential.revoked_at is not None:
@@ -317,6 +369,36 @@ def current_desired_state(plane: ComputePlane) -> contract.DesiredState:
 
 
 # --- reports --------------------------------------------------------------------------------
+# PostgreSQL applies a heartbeat in one statement, outside any explicit transaction: the
+# presence upsert (only if newer, by sent_at) and, only if it applied, the compute plane's
+# agent columns. Through the ORM the same work was BEGIN, a conditional UPDATE, an UPDATE and
+# COMMIT: four round trips and two query compilations per heartbeat (bench/RESULTS.md).
+# A data-modifying CTE runs in the statement's own transaction, so the two rows still change
+# together or not at all. The upsert also covers agents registered before presence rows
+# existed (the ORM path's get_or_create), with the same defaults.
+_HEARTBEAT_SQL = """
+WITH presence AS (
+    INSERT INTO {presence} AS p
+        (compute_plane_id, heartbeat_sent_at, applied_version, contract_version,
+         kubernetes_version)
+    VALUES (%(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, '')
+    ON CONFLICT (compute_plane_id) DO UPDATE SET
+        heartbeat_sent_at = EXCLUDED.heartbeat_sent_at,
+        applied_version = EXCLUDED.applied_version,
+        contract_version = EXCLUDED.contract_version
+    WHERE p.heartbeat_sent_at IS NULL OR p.heartbeat_sent_at < EXCLUDED.heartbeat_sent_at
+    RETURNING 1
+), plane AS (
+    UPDATE {plane}
+    SET agent_status = %(agent_status)s, agent_version = %(agent_version)s,
+        agent_last_seen_at = %(now)s
+    WHERE id = %(plane)s AND EXISTS (SELECT 1 FROM presence)
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM presence), (SELECT count(*) FROM plane)
+"""
+
+
 def record_heartbeat(
     credential: AgentCredential, heartbeat: contract.Heartbeat, *, now: datetime | None = None
 ) -> bool:
@@ -324,6 +406,25 @@ def record_heartbeat(
     now = _now(now)
     check_agent_id(credential, heartbeat.agent_id)
     plane_id = credential.compute_plane_id
+    if connection.vendor == "postgresql":
+        sql = _HEARTBEAT_SQL.format(
+            presence=AgentPresence._meta.db_table, plane=ComputePlane._meta.db_table
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                {
+                    "plane": plane_id,
+                    "sent_at": heartbeat.sent_at,
+                    "applied_version": heartbeat.applied_version,
+                    "contract_version": heartbeat.contract_version,
+                    "agent_status": AgentStatus.CONNECTED.value,
+                    "agent_version": heartbeat.agent_version,
+                    "now": now,
+                },
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])
     presence = {
         "heartbeat_sent_at": heartbeat.sent_at,
         "applied_version": heartbeat.applied_version,
@@ -365,7 +466,7 @@ def _record_report(
 ) -> ReportOutcome:
     """Store the report's record and apply it once; a replay returns the stored result."""
     plane_id = credential.compute_plane_id
-    result = {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
+    result = _report_result(report_id, now)
     try:
         with transaction.atomic():
             record = AgentReport.objects.create(
@@ -381,8 +482,46 @@ def _record_report(
         pass
     else:
         return ReportOutcome(result, replayed=False)
+    return _replayed(plane_id, kind, report_id)
+
+
+def _replayed(plane_id: str, kind: ReportKind, report_id: str) -> ReportOutcome:
     existing = AgentReport.objects.get(compute_plane_id=plane_id, kind=kind, report_id=report_id)
     return ReportOutcome(existing.result, replayed=True)
+
+
+# PostgreSQL stores and applies a status report in one statement: the report record
+# (ON CONFLICT DO NOTHING: a replay inserts nothing) and, only if it was inserted, the observed
+# state upsert (only if newer, by sent_at). Through the ORM this was BEGIN, INSERT, UPDATE,
+# COMMIT; one statement is atomic on its own, so "recorded" and "applied" still cannot part.
+_STATUS_SQL = """
+WITH report AS (
+    INSERT INTO {report} (compute_plane_id, kind, report_id, received_at, result)
+    VALUES (%(plane)s, %(kind)s, %(report_id)s, %(now)s, %(result)s)
+    ON CONFLICT (compute_plane_id, kind, report_id) DO NOTHING
+    RETURNING 1
+), observed AS (
+    INSERT INTO {observed} AS o (compute_plane_id, document, observed_at, received_at)
+    SELECT %(plane)s, %(document)s, %(sent_at)s, %(now)s WHERE EXISTS (SELECT 1 FROM report)
+    ON CONFLICT (compute_plane_id) DO UPDATE SET
+        document = EXCLUDED.document,
+        observed_at = EXCLUDED.observed_at,
+        received_at = EXCLUDED.received_at
+    WHERE o.observed_at < EXCLUDED.observed_at
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM report), EXISTS (SELECT 1 FROM observed)
+"""
+
+
+def _report_result(report_id: str, now: datetime) -> dict[str, Any]:
+    return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
+
+
+def _announce_status(plane_id: str, report: contract.StatusReport) -> None:
+    transaction.on_commit(
+        lambda: status_reported.send(sender=ObservedState, compute_plane_id=plane_id, report=report)
+    )
 
 
 def record_status(
@@ -392,9 +531,34 @@ def record_status(
     now = _now(now)
     check_agent_id(credential, report.agent_id)
     plane_id = credential.compute_plane_id
+    document = report.model_dump(mode="json")
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        result = _report_result(report.report_id, now)
+        sql = _STATUS_SQL.format(
+            report=AgentReport._meta.db_table, observed=ObservedState._meta.db_table
+        )
+        params: dict[str, Any] = {
+            "plane": plane_id,
+            "kind": ReportKind.STATUS.value,
+            "report_id": report.report_id,
+            "now": now,
+            "result": Jsonb(result),
+            "document": Jsonb(document),
+            "sent_at": report.sent_at,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        recorded, applied = row if row is not None else (False, False)
+        if not recorded:
+            return _replayed(plane_id, ReportKind.STATUS, report.report_id)
+        if applied:
+            _announce_status(plane_id, report)
+        return ReportOutcome(result, replayed=False)
 
     def apply(record: AgentReport) -> None:
-        document = report.model_dump(mode="json")
         updated = ObservedState.objects.filter(
             compute_plane_id=plane_id, observed_at__lt=report.sent_at
         ).update(document=document, observed_at=report.sent_at, received_at=now)
@@ -405,11 +569,7 @@ def record_status(
             )
             if not created:
                 return  # a newer report is already stored
-        transaction.on_commit(
-            lambda: status_reported.send(
-                sender=ObservedState, compute_plane_id=plane_id, report=report
-            )
-        )
+        _announce_status(plane_id, report)
 
     return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply)
 
