@@ -7,7 +7,7 @@ from controlplane.agentapi.api import views
 urlpatterns = [
     path("register", views.RegisterView.as_view(), name="agent-register"),
     path("desired-state", views.DesiredStateView.as_view(), name="agent-desired-state"),
-    path("heartbeat", views.HeartbeatView.as_view(), name="agent-heartbeat"),
-    path("status", views.StatusView.as_view(), name="agent-status"),
+    path("heartbeat", views.heartbeat, name="agent-heartbeat"),
+    path("status", views.status_report, name="agent-status"),
     path("usage", views.UsageView.as_view(), name="agent-usage"),
 ]
