@@ -153,3 +153,35 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_precompiled_page_query_pages_exactly_like_the_orm(owner, org, monkeypatch):
+    """The list's precompiled page SQL (PostgreSQL) gives the ORM path's bytes on every page,
+    forwards and back, and never another org's rows."""
+    from controlplane.core.api.views import OperationViewSet
+    from tests.factories import OrganizationFactory
+
+    for _ in range(8):
+        OperationFactory(organization=org)
+    for _ in range(3):
+        OperationFactory(organization=OrganizationFactory())
+
+    def walk() -> list[bytes]:
+        answers, url = [], f"/api/v1/orgs/{org.slug}/operations?limit=3"
+        while url:
+            response = owner.client.get(url)
+            assert response.status_code == 200
+            answers.append(response.content)
+            url = response.json()["next"]
+        url = response.json()["previous"]  # and back again from the last page
+        while url:
+            response = owner.client.get(url)
+            answers.append(response.content)
+            url = response.json()["previous"]
+        return answers
+
+    fast = walk()
+    monkeypatch.setattr(OperationViewSet, "_plain_org_scope", lambda self: False)
+    assert walk() == fast
+    assert len(fast) == 5  # 3 pages forward, 2 back
