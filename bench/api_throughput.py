@@ -243,7 +243,9 @@ def start_gunicorn(
     return subprocess.Popen(command, cwd=REPO, env=env)
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    # Generous: with other test suites on the two cores, 5 workers importing Django took
+    # more than 30 s to answer (2026-11-21).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
