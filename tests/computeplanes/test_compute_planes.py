@@ -243,3 +243,22 @@ def test_kms_key_must_be_in_the_planes_account_and_region(owner, kms_key_arn, db
     response = owner.client.post(_url(owner), body, format="json")
     assert response.status_code == 422, response.content
     assert "kms_key_arn" in response.json()["errors"]
+
+
+def test_delete_is_409_while_clusters_exist(owner, db):
+    from controlplane.clusters.models import Cluster
+    from tests.factories import ClusterFactory, ComputePlaneFactory
+
+    plane = ComputePlaneFactory(organization=owner.org, status="ready")
+    cluster = ClusterFactory(organization=owner.org, compute_plane=plane, status="running")
+    response = owner.client.delete(_url(owner, f"/{plane.pk}"))
+    assert response.status_code == 409, response.content
+    assert "1 clusters" in response.json()["detail"]
+    assert ComputePlane.objects.get(pk=plane.pk).status == "ready"
+    assert Operation.objects.filter(target_id=plane.pk).count() == 0
+
+    # A deleted cluster no longer holds the plane.
+    from controlplane.computeplanes.services import _dependents
+
+    Cluster.objects.filter(pk=cluster.pk).update(status="deleted")
+    assert _dependents(plane) == ""
