@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,7 +33,7 @@ from controlplane.clusters.services import (
     STOP_KIND,
     record_event,
 )
-from controlplane.computeplanes.workflows import context_for
+from controlplane.computeplanes.workflows import poll_delay, reconcile
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
@@ -43,8 +42,6 @@ from controlplane.core.workflows import (
     Workflow,
     register_workflow,
 )
-from controlplane.providers.aws.credentials import AwsAccessDenied, AwsUnavailable
-from controlplane.providers.aws.reconcilers.base import ReconcileContext, ReconcileError, WaitFor
 from controlplane.providers.aws.reconcilers.nodegroup import (
     NodeGroupReconciler,
     cluster_node_groups,
@@ -66,10 +63,6 @@ def _cluster(operation: Operation) -> Cluster:
     ).get(pk=operation.target_id)
 
 
-def _delay(seconds: float) -> float:
-    return min(seconds, float(settings.LAKEPLANE_MAX_POLL_SECONDS))
-
-
 def node_groups_of(cluster: Cluster) -> tuple[NodeGroupReconciler, NodeGroupReconciler]:
     running = cluster.status not in desired.STOPPED
     return cluster_node_groups(
@@ -85,28 +78,10 @@ def node_groups_of(cluster: Cluster) -> tuple[NodeGroupReconciler, NodeGroupReco
     )
 
 
-def _reconcile(cluster: Cluster, call: Callable[[ReconcileContext], str]) -> str:
-    ctx = context_for(cluster.compute_plane)
-    try:
-        return call(ctx)
-    except WaitFor as wait:
-        raise RetryLater(wait.detail, delay=_delay(wait.delay)) from wait
-    except ReconcileError as error:
-        raise PermanentError(error.code, error.message) from error
-    except AwsAccessDenied as denied:
-        raise PermanentError(
-            "role_unusable",
-            f"Lakeplane could not act through the account's role: {denied}. Verify the "
-            "cloud account again.",
-        ) from denied
-    except AwsUnavailable as unavailable:
-        raise RetryLater(f"AWS did not answer: {unavailable}", delay=_delay(15)) from unavailable
-
-
 def ensure_node_groups(operation: Operation) -> str:
     cluster = _cluster(operation)
     groups = node_groups_of(cluster)
-    details = [_reconcile(cluster, g.ensure) for g in groups]
+    details = [reconcile(cluster.compute_plane, g.ensure) for g in groups]
     nodes: dict[str, int] = {}
     spot_nodes: dict[str, int] = {}
     for group in groups:
@@ -124,7 +99,7 @@ def ensure_node_groups(operation: Operation) -> str:
 
 def delete_node_groups(operation: Operation) -> str:
     cluster = _cluster(operation)
-    details = [_reconcile(cluster, g.delete) for g in node_groups_of(cluster)]
+    details = [reconcile(cluster.compute_plane, g.delete) for g in node_groups_of(cluster)]
     record_event(cluster, "nodes_changed", nodes={}, spot_nodes={})
     return "; ".join(details)
 
@@ -178,7 +153,7 @@ def wait_for_agent(operation: Operation) -> str:
             f"The cluster did not reach the requested state in time: {_wait_detail(cluster)}. "
             "Check the compute plane's agent and the node group's instances, then retry.",
         )
-    raise RetryLater(_wait_detail(cluster), delay=_delay(WAIT_SECONDS))
+    raise RetryLater(_wait_detail(cluster), delay=poll_delay(WAIT_SECONDS))
 
 
 def _finish(status: ClusterStatus, reason: str) -> Callable[[Operation], None]:

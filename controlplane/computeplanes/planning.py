@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
-from controlplane.computeplanes.services import ComputePlaneRequest, validate_request
-from controlplane.computeplanes.workflows import client_factory, plan
+from controlplane.computeplanes.services import (
+    ComputePlaneRequest,
+    unsaved_plane,
+    validate_request,
+)
+from controlplane.computeplanes.workflows import client_factory, plan, spec_of
 from controlplane.core.errors import LakeplaneError
 from controlplane.providers.aws.credentials import AwsAccessDenied, AwsUnavailable
 from controlplane.providers.aws.reconcilers.base import (
-    ComputePlaneSpec,
     Ownership,
     ReconcileContext,
     ReconcileError,
@@ -32,18 +33,7 @@ def plan_compute_plane(
     ctx = ReconcileContext(
         clients=client_factory(request.cloud_account, request.region, organization.slug),
         owner=Ownership(org_id=organization.pk, compute_plane_id=PLANNED_ID),
-        spec=ComputePlaneSpec(
-            name=request.name,
-            region=request.region,
-            vpc_cidr=request.vpc_cidr,
-            availability_zones=request.availability_zones,
-            kubernetes_version=request.kubernetes_version,
-            endpoint_access=request.endpoint_access,  # type: ignore[arg-type]
-            public_access_cidrs=tuple(request.public_access_cidrs),
-            control_plane_logging=tuple(request.control_plane_logging),
-            nat_mode=(request.nat_mode or settings.LAKEPLANE_NAT_MODE),  # type: ignore[arg-type]
-            kms_key_arn=request.kms_key_arn or None,
-        ),
+        spec=spec_of(unsaved_plane(organization, request)),
     )
     try:
         return plan(ctx)

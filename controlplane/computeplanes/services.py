@@ -103,6 +103,25 @@ def _validate_access(endpoint_access: str, cidrs: list[str]) -> dict[str, list[s
     return errors
 
 
+def unsaved_plane(organization: Organization, request: ComputePlaneRequest) -> ComputePlane:
+    """The compute plane a request describes, not yet saved (create saves it; a dry run plans
+    from it, so both read the request the same way)."""
+    return ComputePlane(
+        organization=organization,
+        cloud_account=request.cloud_account,
+        name=request.name,
+        region=request.region,
+        vpc_cidr=request.vpc_cidr,
+        availability_zones=request.availability_zones,
+        kubernetes_version=request.kubernetes_version,
+        endpoint_access=request.endpoint_access,
+        public_access_cidrs=request.public_access_cidrs,
+        control_plane_logging=request.control_plane_logging,
+        nat_mode=request.nat_mode or settings.LAKEPLANE_NAT_MODE,
+        kms_key_arn=request.kms_key_arn,
+    )
+
+
 def create_compute_plane(
     *, actor: Actor, organization: Organization, request: ComputePlaneRequest
 ) -> tuple[ComputePlane, Operation]:
@@ -114,20 +133,8 @@ def create_compute_plane(
             raise InvalidInput(
                 "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
             )
-        plane = ComputePlane.objects.create(
-            organization=organization,
-            cloud_account=request.cloud_account,
-            name=request.name,
-            region=request.region,
-            vpc_cidr=request.vpc_cidr,
-            availability_zones=request.availability_zones,
-            kubernetes_version=request.kubernetes_version,
-            endpoint_access=request.endpoint_access,
-            public_access_cidrs=request.public_access_cidrs,
-            control_plane_logging=request.control_plane_logging,
-            nat_mode=request.nat_mode or settings.LAKEPLANE_NAT_MODE,
-            kms_key_arn=request.kms_key_arn,
-        )
+        plane = unsaved_plane(organization, request)
+        plane.save()
         operation = workflows.start_operation(
             actor=actor, organization=organization, kind=CREATE_KIND, target=plane
         )

@@ -130,16 +130,21 @@ def _plane(operation: Operation) -> ComputePlane:
     )
 
 
-def _poll_delay(seconds: float) -> float:
+def poll_delay(seconds: float) -> float:
     return min(seconds, float(settings.LAKEPLANE_MAX_POLL_SECONDS))
 
 
-def _run(call: Callable[[ReconcileContext], str], operation: Operation) -> str:
-    ctx = context_for(_plane(operation))
+def reconcile(plane: ComputePlane, call: Callable[[ReconcileContext], str]) -> str:
+    """Run one reconciler call for ``plane``, mapping its outcome onto the engine's.
+
+    Every step that reconciles AWS resources of a compute plane (its own, its clusters' node
+    groups) goes through here, so waits and failures read the same everywhere.
+    """
+    ctx = context_for(plane)
     try:
         return call(ctx)
     except WaitFor as wait:
-        raise RetryLater(wait.detail, delay=_poll_delay(wait.delay)) from wait
+        raise RetryLater(wait.detail, delay=poll_delay(wait.delay)) from wait
     except ReconcileError as error:
         raise PermanentError(error.code, error.message) from error
     except AwsAccessDenied as denied:
@@ -150,8 +155,12 @@ def _run(call: Callable[[ReconcileContext], str], operation: Operation) -> str:
         ) from denied
     except AwsUnavailable as unavailable:
         raise RetryLater(
-            f"AWS did not answer: {unavailable}", delay=_poll_delay(15)
+            f"AWS did not answer: {unavailable}", delay=poll_delay(15)
         ) from unavailable
+
+
+def _run(call: Callable[[ReconcileContext], str], operation: Operation) -> str:
+    return reconcile(_plane(operation), call)
 
 
 def ensure_step(reconciler: Reconciler) -> Step:
@@ -179,7 +188,7 @@ def install_agent(operation: Operation) -> str:
         ) from denied
     except AwsUnavailable as unavailable:
         raise RetryLater(
-            f"AWS did not answer: {unavailable}", delay=_poll_delay(15)
+            f"AWS did not answer: {unavailable}", delay=poll_delay(15)
         ) from unavailable
 
 
