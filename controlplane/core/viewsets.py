@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
-from rest_framework import exceptions, mixins, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from controlplane.core.audit import Actor
 from controlplane.core.roles import Role, role_at_least
@@ -94,6 +95,11 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
 
     def get_object(self) -> Any:
         return super().get_object()
+
+    def accepted(self, data: Any, operation: Any) -> Response:
+        """202 for a change that runs as an operation, with a Location header to it (API.md)."""
+        location = f"/api/v1/orgs/{self.organization.slug}/operations/{operation.id}"
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
     @property
     def actor(self) -> Actor:

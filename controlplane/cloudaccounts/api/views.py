@@ -58,8 +58,7 @@ class CloudAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
             actor=self.actor, account=account, role_arn=body.validated_data["role_arn"]
         )
         data = s.CloudAccountSerializer(account, context={"operation": operation}).data
-        location = f"/api/v1/orgs/{self.organization.slug}/operations/{operation.id}"
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+        return self.accepted(data, operation)
 
     @extend_schema(request=None, responses={200: s.CloudAccountSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-external-id")

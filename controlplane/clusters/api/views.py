@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,12 +25,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
 
     def _accepted(self, cluster: Cluster, operation: Operation) -> Response:
         cluster.operation = operation
-        location = f"/api/v1/orgs/{self.organization.slug}/operations/{operation.id}"
-        return Response(
-            s.ClusterSerializer(cluster).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": location},
-        )
+        return self.accepted(s.ClusterSerializer(cluster).data, operation)
 
     @extend_schema(request=s.ClusterCreateSerializer, responses={202: s.ClusterSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,12 +25,7 @@ class ComputePlaneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
 
     def _accepted(self, plane: ComputePlane, operation: Any) -> Response:
         plane.operation = operation
-        location = f"/api/v1/orgs/{self.organization.slug}/operations/{operation.id}"
-        return Response(
-            s.ComputePlaneSerializer(plane).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": location},
-        )
+        return self.accepted(s.ComputePlaneSerializer(plane).data, operation)
 
     def _request(self, body: dict[str, Any]) -> services.ComputePlaneRequest:
         account = CloudAccount.objects.filter(
