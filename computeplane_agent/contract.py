@@ -39,9 +39,20 @@ MAX_CATALOG_PROPERTIES = 200
 MAX_WORKERS = 1000
 MAX_USAGE_SAMPLES = 5000
 MAX_MESSAGE = 2000
+# An organisation has a handful of metastores and caches and tens of catalogs per compute plane.
+MAX_METASTORES = 50
+MAX_CACHES = 50
+MAX_CATALOGS = 500
+MAX_CATALOG_SECRETS = 50
+MAX_CACHE_MOUNTS = 50
+MAX_CACHE_WORKERS = 500
+MAX_POLICY_PATHS = 100
 
 ClusterId = Annotated[str, StringConstraints(pattern=r"^cl_[0-9a-z]{1,40}$", max_length=43)]
 ComputePlaneId = Annotated[str, StringConstraints(pattern=r"^cp_[0-9a-z]{1,40}$", max_length=43)]
+CatalogId = Annotated[str, StringConstraints(pattern=r"^cat_[0-9a-z]{1,40}$", max_length=44)]
+MetastoreId = Annotated[str, StringConstraints(pattern=r"^ms_[0-9a-z]{1,40}$", max_length=43)]
+CacheId = Annotated[str, StringConstraints(pattern=r"^cache_[0-9a-z]{1,40}$", max_length=46)]
 # Issued by the control plane at registration; ``agt_…`` is recommended, any short prefix works.
 AgentId = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,8}_[0-9a-z]{1,40}$", max_length=49)]
 # Report ids are chosen by the agent (a UUID or ULID); they are the idempotency key of a report.
@@ -72,6 +83,39 @@ RegistryMirror = Annotated[
 Cidr = Annotated[
     str, StringConstraints(pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$", max_length=18)
 ]
+# DNS names of in-VPC endpoints (an RDS instance, a Kubernetes Service).
+Hostname = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$", max_length=253),
+]
+DatabaseIdentifier = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$", max_length=63)
+]
+AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$", max_length=32)]
+AwsAccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$", max_length=12)]
+S3Uri = Annotated[
+    str,
+    StringConstraints(pattern=r"^s3a?://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$", max_length=1024),
+]
+# Thrift URIs of a Hive metastore; several, comma separated, for failover.
+ThriftUris = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^thrift://[A-Za-z0-9.-]+:[0-9]{1,5}(,thrift://[A-Za-z0-9.-]+:[0-9]{1,5})*$",
+        max_length=1024,
+    ),
+]
+# What an Alluxio mount points at: a bucket of the customer's, or an on-premises HDFS (hybrid).
+UnderStorageUri = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(s3a?|hdfs)://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$", max_length=1024
+    ),
+]
+# A path in the Alluxio namespace.
+CachePath = Annotated[str, StringConstraints(pattern=r"^/\S*$", max_length=1024)]
+# A five-field cron expression (Kubernetes CronJob syntax).
+CronSchedule = Annotated[str, StringConstraints(pattern=r"^\S+ \S+ \S+ \S+ \S+$", max_length=100)]
 Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
 ErrorCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", max_length=64)]
 Token = Annotated[str, StringConstraints(min_length=16, max_length=512)]
@@ -103,22 +147,55 @@ class WorkerSpec(ContractModel):
     max_replicas: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
 
 
-class CatalogRef(ContractModel):
-    """A catalog mounted on a cluster.
+class SecretRef(ContractModel):
+    """A secret in the customer's Secrets Manager, resolved by the agent inside the VPC.
 
-    ``properties`` are non-secret connector properties. Credentials never travel here: ``secrets``
-    maps a property name to a Secrets Manager ARN in the customer's account, which the agent
-    resolves inside the VPC (DESIGN.md "Data separation").
+    ``json_key`` picks one key of a JSON secret (RDS-managed master secrets are
+    ``{"username": …, "password": …}``); without it the whole SecretString is the value.
     """
 
+    arn: SecretArn
+    json_key: PropertyKey | None = None
+
+
+class ThriftMetastore(ContractModel):
+    """A Hive metastore reached over Thrift: a managed one (its in-cluster Service) or the
+    customer's own."""
+
+    kind: Literal["thrift"] = "thrift"
+    uris: ThriftUris
+    # Set for a managed metastore, so the agent can tell catalogs waiting for it apart.
+    metastore_id: MetastoreId | None = None
+
+
+class GlueMetastore(ContractModel):
+    kind: Literal["glue"] = "glue"
+    region: AwsRegion
+    catalog_id: AwsAccountId | None = None
+
+
+class CatalogSpec(ContractModel):
+    """A catalog defined once per organisation and mounted on every cluster that attaches it.
+
+    ``properties`` use the engine-neutral keys of the connector registry
+    (``computeplane_agent/connectors.py``); the agent renders each engine's property names.
+    Credentials never travel here: ``secrets`` maps a property key to a Secrets Manager ARN in
+    the customer's account, which the agent resolves inside the VPC (DESIGN.md "Data
+    separation"). ``version`` grows with every change; the agent reports which version is live
+    on each cluster.
+    """
+
+    id: CatalogId
     name: CatalogName
     connector: ConnectorName
+    version: int = Field(ge=1)
     properties: dict[PropertyKey, PropertyValue] = Field(
         default_factory=dict, max_length=MAX_CATALOG_PROPERTIES, json_schema_extra=_CLOSED_MAPPING
     )
-    secrets: dict[PropertyKey, SecretArn] = Field(
-        default_factory=dict, max_length=50, json_schema_extra=_CLOSED_MAPPING
+    secrets: dict[PropertyKey, SecretRef] = Field(
+        default_factory=dict, max_length=MAX_CATALOG_SECRETS, json_schema_extra=_CLOSED_MAPPING
     )
+    metastore: ThriftMetastore | GlueMetastore | None = Field(default=None, discriminator="kind")
 
 
 class ClusterSpec(ContractModel):
@@ -135,23 +212,79 @@ class ClusterSpec(ContractModel):
     # The EKS managed node group the control plane created for this cluster; its nodes carry the
     # label ``lakeplane.io/node-group=<node_group>`` and the matching NoSchedule taint.
     node_group: LabelValue
-    catalogs: list[CatalogRef] = Field(default_factory=list, max_length=MAX_CATALOGS_PER_CLUSTER)
+    # Ids of entries in ``DesiredState.catalogs``.
+    catalogs: list[CatalogId] = Field(default_factory=list, max_length=MAX_CATALOGS_PER_CLUSTER)
+    # An entry of ``DesiredState.caches``: the cluster reads its object storage through it.
+    cache: CacheId | None = None
     # Upper bound of a query's run time; the worker grace period is derived from it so a
     # shutting-down worker finishes its running tasks (1 min .. 24 h).
     max_query_minutes: int = Field(default=60, ge=1, le=1440)
 
 
-# Extension points. Later contract versions fill these in (metastores, caches, the gateway); until
-# the agent can render them the lists are bounded to zero, so a control plane cannot send something
-# this agent would silently ignore.
+class MetastoreDatabase(ContractModel):
+    """The PostgreSQL database behind a managed metastore (an RDS instance in the customer's
+    private subnets). The password is RDS's own managed secret, read by the agent."""
+
+    host: Hostname
+    port: int = Field(default=5432, ge=1, le=65535)
+    name: DatabaseIdentifier
+    username: DatabaseIdentifier
+    password: SecretRef
+
+
 class MetastoreSpec(ContractModel):
-    id: Annotated[str, StringConstraints(pattern=r"^ms_[0-9a-z]{1,40}$", max_length=43)]
+    """A Hive standalone metastore the agent runs in the compute plane (kind ``managed``).
+
+    External (``hive``) and Glue metastores run nowhere: they only shape catalog properties.
+    """
+
+    id: MetastoreId
     name: Name
+    version: SoftwareVersion
+    database: MetastoreDatabase
+    warehouse: S3Uri
+    replicas: int = Field(default=2, ge=1, le=5)
+
+
+class CacheMount(ContractModel):
+    path: CachePath
+    uri: UnderStorageUri
+
+
+class PreloadPolicy(ContractModel):
+    path: CachePath
+    # Loaded once when the cache is created, and again on this schedule when given.
+    schedule: CronSchedule | None = None
+
+
+class TtlPolicy(ContractModel):
+    path: CachePath
+    seconds: int = Field(ge=60, le=365 * 24 * 3600)
+    # ``free`` drops the cached copy and keeps the under-storage data.
+    action: Literal["free"] = "free"
+
+
+class CachePolicies(ContractModel):
+    preload: list[PreloadPolicy] = Field(default_factory=list, max_length=MAX_POLICY_PATHS)
+    pin: list[CachePath] = Field(default_factory=list, max_length=MAX_POLICY_PATHS)
+    ttl: list[TtlPolicy] = Field(default_factory=list, max_length=MAX_POLICY_PATHS)
+    # Data written through the cache is persisted to under-storage asynchronously.
+    write_back: bool = False
 
 
 class CacheSpec(ContractModel):
-    id: Annotated[str, StringConstraints(pattern=r"^cache_[0-9a-z]{1,40}$", max_length=46)]
+    """An Alluxio layer on its own node group; it outlives the clusters that read through it."""
+
+    id: CacheId
     name: Name
+    version: SoftwareVersion
+    node_group: LabelValue
+    worker_instance_type: InstanceType
+    workers: int = Field(ge=1, le=MAX_CACHE_WORKERS)
+    medium: Literal["mem", "ssd", "nvme"]
+    size_gb_per_worker: int = Field(ge=1, le=64 * 1024)
+    mounts: list[CacheMount] = Field(default_factory=list, max_length=MAX_CACHE_MOUNTS)
+    policies: CachePolicies = Field(default_factory=CachePolicies)
 
 
 class GatewaySpec(ContractModel):
@@ -167,9 +300,38 @@ class DesiredState(ContractModel):
     vpc_cidr: Cidr
     registry_mirror: RegistryMirror | None = None
     clusters: list[ClusterSpec] = Field(default_factory=list, max_length=MAX_CLUSTERS)
-    metastores: list[MetastoreSpec] = Field(default_factory=list, max_length=0)
-    caches: list[CacheSpec] = Field(default_factory=list, max_length=0)
+    metastores: list[MetastoreSpec] = Field(default_factory=list, max_length=MAX_METASTORES)
+    catalogs: list[CatalogSpec] = Field(default_factory=list, max_length=MAX_CATALOGS)
+    caches: list[CacheSpec] = Field(default_factory=list, max_length=MAX_CACHES)
     gateway: GatewaySpec | None = None
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> DesiredState:
+        catalogs = {c.id for c in self.catalogs}
+        caches = {c.id for c in self.caches}
+        metastores = {m.id for m in self.metastores}
+        for cluster in self.clusters:
+            missing = [c for c in cluster.catalogs if c not in catalogs]
+            if missing:
+                raise ValueError(f"cluster {cluster.id} names unknown catalogs {missing}")
+            if cluster.cache is not None and cluster.cache not in caches:
+                raise ValueError(f"cluster {cluster.id} names unknown cache {cluster.cache}")
+        for catalog in self.catalogs:
+            ref = catalog.metastore
+            managed = ref.metastore_id if isinstance(ref, ThriftMetastore) else None
+            if managed is not None and managed not in metastores:
+                raise ValueError(f"catalog {catalog.id} names unknown metastore {managed}")
+        names = [c.name for c in self.catalogs]
+        if len(names) != len(set(names)):
+            raise ValueError("catalog names must be unique within a compute plane")
+        return self
+
+    def catalogs_of(self, cluster: ClusterSpec) -> list[CatalogSpec]:
+        by_id = {c.id: c for c in self.catalogs}
+        return [by_id[c] for c in cluster.catalogs]
+
+    def cache_of(self, cluster: ClusterSpec) -> CacheSpec | None:
+        return next((c for c in self.caches if c.id == cluster.cache), None)
 
 
 # --- registration ---------------------------------------------------------------------------
@@ -209,12 +371,54 @@ ClusterPhase = Literal[
 ]
 
 
+class CatalogStatus(ContractModel):
+    """Which version of a catalog is live on one cluster.
+
+    ``pending``: the cluster still runs an older version (Trino: the catalog statement has not
+    run yet; PrestoDB: the rolling restart is under way); ``failed``: the agent could not make
+    it live (a secret it cannot read, a statement the coordinator refused) — see ``message``.
+    """
+
+    id: CatalogId
+    version: int = Field(ge=0)  # the live version; 0 when none is live yet
+    status: Literal["pending", "live", "failed"]
+    message: Message | None = None
+
+
 class ClusterStatus(ContractModel):
     id: ClusterId
     phase: ClusterPhase
     coordinator_ready: bool
     workers_ready: int = Field(ge=0, le=MAX_WORKERS)
     workers_desired: int = Field(ge=0, le=MAX_WORKERS)
+    catalogs: list[CatalogStatus] = Field(default_factory=list, max_length=MAX_CATALOGS_PER_CLUSTER)
+    message: Message | None = None
+    observed_at: datetime
+
+
+ComponentPhase = Literal["pending", "starting", "running", "degraded", "failed"]
+
+
+class MetastoreStatus(ContractModel):
+    id: MetastoreId
+    phase: ComponentPhase
+    replicas_ready: int = Field(ge=0, le=5)
+    schema_ready: bool
+    message: Message | None = None
+    observed_at: datetime
+
+
+class CacheStatus(ContractModel):
+    """A cache layer's health and usage: counts only, never paths or file names."""
+
+    id: CacheId
+    phase: ComponentPhase
+    master_ready: bool
+    workers_ready: int = Field(ge=0, le=MAX_CACHE_WORKERS)
+    workers_desired: int = Field(ge=0, le=MAX_CACHE_WORKERS)
+    bytes_used: int = Field(ge=0, le=2**62)
+    bytes_capacity: int = Field(ge=0, le=2**62)
+    hit_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     message: Message | None = None
     observed_at: datetime
 
@@ -234,6 +438,8 @@ class StatusReport(ContractModel):
     report_id: ReportId
     applied_version: int | None = Field(default=None, ge=0)
     clusters: list[ClusterStatus] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    metastores: list[MetastoreStatus] = Field(default_factory=list, max_length=MAX_METASTORES)
+    caches: list[CacheStatus] = Field(default_factory=list, max_length=MAX_CACHES)
     error: AgentError | None = None
     sent_at: datetime
 

@@ -32,6 +32,11 @@ def render_desired_state(state: DesiredState) -> list[KubeObject]:
     objects: list[KubeObject] = []
     for cluster in state.clusters:
         objects.extend(
-            render_cluster(cluster, vpc_cidr=state.vpc_cidr, registry_mirror=state.registry_mirror)
+            render_cluster(
+                cluster,
+                vpc_cidr=state.vpc_cidr,
+                registry_mirror=state.registry_mirror,
+                catalogs=state.catalogs_of(cluster),
+            )
         )
     return objects

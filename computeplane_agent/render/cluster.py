@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from computeplane_agent.contract import WORKLOAD_NAMESPACE, CatalogRef, ClusterSpec
+from computeplane_agent.contract import WORKLOAD_NAMESPACE, CatalogSpec, ClusterSpec
 from computeplane_agent.render.engines import HTTP_PORT, PROFILES, SHUTDOWN_USER, EngineProfile
 from computeplane_agent.render.memory import PodSizing, pod_sizing
 from computeplane_agent.versions import release
@@ -47,8 +48,16 @@ def _checksum(data: dict[str, str]) -> str:
 
 
 class _ClusterRenderer:
-    def __init__(self, spec: ClusterSpec, *, vpc_cidr: str, registry_mirror: str | None) -> None:
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        *,
+        vpc_cidr: str,
+        registry_mirror: str | None,
+        catalogs: Sequence[CatalogSpec],
+    ) -> None:
         self.spec = spec
+        self.catalogs = tuple(catalogs)
         self.vpc_cidr = vpc_cidr
         self.profile: EngineProfile = PROFILES[spec.engine]
         self.image = release(spec.engine, spec.version).image(registry_mirror)
@@ -164,9 +173,9 @@ class _ClusterRenderer:
         return files
 
     def catalog_files(self) -> dict[str, str]:
-        return {f"{c.name}.properties": self._catalog_file(c) for c in self.spec.catalogs}
+        return {f"{c.name}.properties": self._catalog_file(c) for c in self.catalogs}
 
-    def _catalog_file(self, catalog: CatalogRef) -> str:
+    def _catalog_file(self, catalog: CatalogSpec) -> str:
         values = {"connector.name": catalog.connector, **catalog.properties}
         # Secret values never pass through the control plane: the property refers to an
         # environment variable filled from a Secret the agent resolves inside the VPC.
@@ -196,7 +205,7 @@ class _ClusterRenderer:
                     }
                 },
             }
-            for catalog in self.spec.catalogs
+            for catalog in self.catalogs
             for key in catalog.secrets
         ]
 
@@ -422,8 +431,15 @@ def _secret_env(catalog: str, key: str) -> str:
 
 
 def render_cluster(
-    spec: ClusterSpec, *, vpc_cidr: str, registry_mirror: str | None = None
+    spec: ClusterSpec,
+    *,
+    vpc_cidr: str,
+    registry_mirror: str | None = None,
+    catalogs: Sequence[CatalogSpec] = (),
 ) -> list[KubeObject]:
-    """The Kubernetes objects of one cluster. Raises ``ValueError`` subclasses for an unknown
-    instance type or an unsupported engine version."""
-    return _ClusterRenderer(spec, vpc_cidr=vpc_cidr, registry_mirror=registry_mirror).render()
+    """The Kubernetes objects of one cluster, with the catalogs it attaches (resolved from the
+    desired state). Raises ``ValueError`` subclasses for an unknown instance type or an
+    unsupported engine version."""
+    return _ClusterRenderer(
+        spec, vpc_cidr=vpc_cidr, registry_mirror=registry_mirror, catalogs=catalogs
+    ).render()

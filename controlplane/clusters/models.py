@@ -46,6 +46,10 @@ class Cluster(models.Model):
     workers_max = models.PositiveIntegerField()
     spot = models.BooleanField(default=False)
     auto_suspend_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # The Alluxio layer the cluster reads its object storage through; it outlives the cluster.
+    cache = models.ForeignKey(
+        "caching.Cache", null=True, blank=True, on_delete=models.PROTECT, related_name="clusters"
+    )
     # Bumped by restart; the agent rolls every pod when it changes.
     restart_generation = models.PositiveIntegerField(default=0)
     # The desired-state version that last carried this cluster's change (set when published);

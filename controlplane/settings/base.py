@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "controlplane.computeplanes",
     "controlplane.agentapi",
     "controlplane.clusters",
+    "controlplane.catalogs",
+    "controlplane.caching",
 ]
 
 MIDDLEWARE = [

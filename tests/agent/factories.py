@@ -4,10 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from computeplane_agent.contract import ClusterSpec, DesiredState
+from computeplane_agent.contract import CatalogSpec, ClusterSpec, DesiredState
 
 CLUSTER_ID = "cl_01hv0000000000000000000001"
 PLANE_ID = "cp_01hv0000000000000000000000"
+HIVE_CATALOG_ID = "cat_01hv0000000000000000000001"
+PG_CATALOG_ID = "cat_01hv0000000000000000000002"
+
+
+def catalog_specs() -> list[CatalogSpec]:
+    return [
+        CatalogSpec(
+            id=HIVE_CATALOG_ID,
+            name="hive",
+            connector="hive",
+            version=1,
+            properties={"hive.metastore.uri": "thrift://metastore:9083"},
+        ),
+        CatalogSpec.model_validate(
+            {
+                "id": PG_CATALOG_ID,
+                "name": "pg",
+                "connector": "postgresql",
+                "version": 1,
+                "properties": {"connection-url": "jdbc:postgresql://db:5432/app"},
+                "secrets": {
+                    "connection-password": {
+                        "arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg"
+                    }
+                },
+            }
+        ),
+    ]
 
 
 def cluster_spec(**overrides: Any) -> ClusterSpec:
@@ -25,21 +53,7 @@ def cluster_spec(**overrides: Any) -> ClusterSpec:
             "max_replicas": 10,
         },
         "node_group": "lp-cl-01hv0000000000000000000001",
-        "catalogs": [
-            {
-                "name": "hive",
-                "connector": "hive",
-                "properties": {"hive.metastore.uri": "thrift://metastore:9083"},
-            },
-            {
-                "name": "pg",
-                "connector": "postgresql",
-                "properties": {"connection-url": "jdbc:postgresql://db:5432/app"},
-                "secrets": {
-                    "connection-password": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg"
-                },
-            },
-        ],
+        "catalogs": [HIVE_CATALOG_ID, PG_CATALOG_ID],
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
@@ -57,5 +71,5 @@ def desired_state(
         version=version,
         vpc_cidr="10.42.0.0/16",
         clusters=[cluster_spec()] if clusters is None else clusters,
-        **extra,
+        **{"catalogs": catalog_specs(), **extra},
     )

@@ -115,9 +115,16 @@ def _desired(**overrides: Any) -> dict[str, Any]:
                 "coordinator": {"instance_type": "m6i.xlarge"},
                 "workers": {"instance_type": "r6i.2xlarge", "replicas": 3, "spot": True},
                 "node_group": "lp-cl-01hv",
-                "catalogs": [
-                    {"name": "hive", "connector": "hive", "properties": {"hive.metastore.uri": "x"}}
-                ],
+                "catalogs": ["cat_01hv0000000000000000000001"],
+            }
+        ],
+        "catalogs": [
+            {
+                "id": "cat_01hv0000000000000000000001",
+                "name": "hive",
+                "connector": "hive",
+                "version": 1,
+                "properties": {"hive.metastore.uri": "thrift://metastore:9083"},
             }
         ],
     }
@@ -139,6 +146,8 @@ def test_desired_state_round_trips() -> None:
         ({"version": -1}, "version"),
         ({"vpc_cidr": "10.0.0.0/16; rm -rf"}, "vpc_cidr"),
         ({"metastores": [{"id": "ms_1", "name": "m"}]}, "metastores"),
+        ({"caches": [{"id": "cache_1", "name": "c"}]}, "caches"),
+        ({"catalogs": []}, "unknown catalogs"),
         ({"registry_mirror": "https://mirror.example.com"}, "registry_mirror"),
     ],
 )
@@ -149,15 +158,17 @@ def test_desired_state_rejects_bad_documents(overrides: dict[str, Any], field: s
 
 
 def test_catalog_secrets_must_be_arns_and_properties_are_bounded() -> None:
-    cluster = _desired()["clusters"][0]
-    cluster["catalogs"] = [{"name": "pg", "connector": "postgresql", "secrets": {"pw": "hunter2"}}]
+    catalog = dict(_desired()["catalogs"][0])
+    catalog["secrets"] = {"pw": {"arn": "hunter2"}}
     with pytest.raises(ValidationError, match="secrets"):
-        DesiredState.model_validate(_desired(clusters=[cluster]))
-    cluster["catalogs"] = [
-        {"name": "pg", "connector": "postgresql", "properties": {"k": "v" * 5000}}
-    ]
+        DesiredState.model_validate(_desired(catalogs=[catalog]))
+    catalog["secrets"] = {"pw": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg"}
+    with pytest.raises(ValidationError, match="secrets"):
+        DesiredState.model_validate(_desired(catalogs=[catalog]))
+    catalog["secrets"] = {}
+    catalog["properties"] = {"k": "v" * 5000}
     with pytest.raises(ValidationError, match="properties"):
-        DesiredState.model_validate(_desired(clusters=[cluster]))
+        DesiredState.model_validate(_desired(catalogs=[catalog]))
 
 
 def test_reports_bound_their_messages() -> None:
