@@ -42,3 +42,38 @@ def release(engine: Engine, version: str | None = None) -> EngineRelease:
         supported = ", ".join(SUPPORTED_VERSIONS[engine])
         raise UnsupportedVersion(f"{engine} {chosen} is not supported (supported: {supported})")
     return EngineRelease(engine, chosen, _REPOSITORIES[engine])
+
+
+# --- components beside the engines ---------------------------------------------------------
+# The Hive standalone metastore (apache/hive images run it with SERVICE_NAME=metastore) and
+# Alluxio. Same rules as the engines: one table, a default, a registry mirror replaces the host.
+Component = Literal["hive-metastore", "alluxio"]
+
+COMPONENT_VERSIONS: dict[Component, tuple[str, ...]] = {
+    "hive-metastore": ("3.1.3", "4.0.1"),
+    "alluxio": ("2.9.5",),
+}
+DEFAULT_COMPONENT_VERSIONS: dict[Component, str] = {"hive-metastore": "4.0.1", "alluxio": "2.9.5"}
+_COMPONENT_REPOSITORIES: dict[Component, str] = {
+    "hive-metastore": "apache/hive",
+    "alluxio": "alluxio/alluxio",
+}
+
+
+@dataclass(frozen=True)
+class ComponentRelease:
+    component: Component
+    version: str
+    repository: str
+
+    def image(self, registry_mirror: str | None = None) -> str:
+        registry = registry_mirror or "docker.io"
+        return f"{registry}/{self.repository}:{self.version}"
+
+
+def component_release(component: Component, version: str | None = None) -> ComponentRelease:
+    chosen = version or DEFAULT_COMPONENT_VERSIONS[component]
+    if chosen not in COMPONENT_VERSIONS[component]:
+        supported = ", ".join(COMPONENT_VERSIONS[component])
+        raise UnsupportedVersion(f"{component} {chosen} is not supported (supported: {supported})")
+    return ComponentRelease(component, chosen, _COMPONENT_REPOSITORIES[component])
