@@ -6,7 +6,10 @@ cluster operation publishes last, the document is complete.
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from computeplane_agent import contract
+from controlplane.agentapi.services import publish_desired_state
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane
 
@@ -46,3 +49,14 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         vpc_cidr=plane.vpc_cidr,
         clusters=[cluster_spec(c) for c in clusters],
     )
+
+
+def publish_plane(plane: ComputePlane) -> contract.DesiredState:
+    """Build the compute plane's whole desired state and publish it under the next version.
+
+    Every writer that changes what should run on a plane (cluster workflows, catalog changes,
+    metastores, caches) calls this once per plane, so one change costs one build and one publish
+    however many clusters it reaches.
+    """
+    with transaction.atomic():
+        return publish_desired_state(plane, desired_state(plane))

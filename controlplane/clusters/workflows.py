@@ -20,7 +20,6 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.agentapi.services import publish_desired_state
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.clusters.observed import ABSENT
@@ -108,7 +107,7 @@ def publish(operation: Operation) -> str:
     cluster = _cluster(operation)
     plane = cluster.compute_plane
     with transaction.atomic():
-        published = publish_desired_state(plane, desired.desired_state(plane))
+        published = desired.publish_plane(plane)
         Cluster.objects.filter(pk=cluster.pk).update(desired_version=published.version)
     return (
         f"desired state version {published.version} published ({len(published.clusters)} clusters)"
