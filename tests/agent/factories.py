@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from computeplane_agent.contract import CatalogSpec, ClusterSpec, DesiredState
+from computeplane_agent.contract import (
+    CacheSpec,
+    CatalogSpec,
+    ClusterSpec,
+    DesiredState,
+    MetastoreSpec,
+)
 
 CLUSTER_ID = "cl_01hv0000000000000000000001"
 PLANE_ID = "cp_01hv0000000000000000000000"
@@ -73,3 +79,51 @@ def desired_state(
         clusters=[cluster_spec()] if clusters is None else clusters,
         **{"catalogs": catalog_specs(), **extra},
     )
+
+
+METASTORE_ID = "ms_01hv0000000000000000000001"
+CACHE_ID = "cache_01hv0000000000000000000001"
+DB_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds-db-pw"
+PG_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg"
+
+
+def metastore_spec(**overrides: Any) -> MetastoreSpec:
+    body: dict[str, Any] = {
+        "id": METASTORE_ID,
+        "name": "main",
+        "version": "4.0.1",
+        "database": {
+            "host": "lp-ms-main.abc123.eu-west-1.rds.amazonaws.com",
+            "name": "metastore",
+            "username": "hive",
+            "password": {"arn": DB_SECRET_ARN, "json_key": "password"},
+        },
+        "warehouse": "s3://lp-plane-bucket/warehouse",
+        **overrides,
+    }
+    return MetastoreSpec.model_validate(body)
+
+
+def cache_spec(**overrides: Any) -> CacheSpec:
+    body: dict[str, Any] = {
+        "id": CACHE_ID,
+        "name": "hot",
+        "version": "2.9.5",
+        "node_group": "lp-cache-01hv0000000000000000000001",
+        "worker_instance_type": "r6i.2xlarge",
+        "workers": 3,
+        "medium": "mem",
+        "size_gb_per_worker": 32,
+        "mounts": [
+            {"path": "/lake", "uri": "s3://customer-lake/data"},
+            {"path": "/onprem", "uri": "hdfs://namenode.corp:8020/warehouse"},
+        ],
+        "policies": {
+            "preload": [{"path": "/lake/hot"}, {"path": "/lake/daily", "schedule": "0 3 * * *"}],
+            "pin": ["/lake/dims"],
+            "ttl": [{"path": "/lake/tmp", "seconds": 3600}],
+            "write_back": True,
+        },
+        **overrides,
+    }
+    return CacheSpec.model_validate(body)
