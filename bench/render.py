@@ -28,13 +28,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from computeplane_agent.agent import Agent
-from computeplane_agent.contract import ClusterSpec, DesiredState
+from computeplane_agent.contract import CatalogSpec, ClusterSpec, DesiredState
 from computeplane_agent.render import render_cluster, render_desired_state
 from computeplane_agent.targets.base import content_hash, with_applied_hash
 from computeplane_agent.targets.memory import MemoryTarget
 
 VPC_CIDR = "10.42.0.0/16"
 ENGINE_VERSIONS = {"presto": "0.292", "trino": "476"}
+HIVE = CatalogSpec.model_validate(
+    {
+        "id": "cat_01hv0000000000000000000001",
+        "name": "hive",
+        "connector": "hive",
+        "version": 1,
+        "metastore": {"kind": "thrift", "uris": "thrift://metastore:9083"},
+    }
+)
 
 
 def cluster(index: int, engine: str, workers: int) -> ClusterSpec:
@@ -54,13 +63,7 @@ def cluster(index: int, engine: str, workers: int) -> ClusterSpec:
                 "max_replicas": max(workers, 200),
             },
             "node_group": "lp-" + cluster_id.replace("_", "-"),
-            "catalogs": [
-                {
-                    "name": "hive",
-                    "connector": "hive",
-                    "properties": {"hive.metastore.uri": "thrift://metastore:9083"},
-                }
-            ],
+            "catalogs": [HIVE.id],
         }
     )
 
@@ -89,7 +92,7 @@ def main() -> int:
     for engine in ENGINE_VERSIONS:
         spec = cluster(0 if engine == "presto" else 1, engine, args.workers)
         median, p90, objects = timed(
-            args.runs, lambda spec=spec: render_cluster(spec, vpc_cidr=VPC_CIDR)
+            args.runs, lambda spec=spec: render_cluster(spec, vpc_cidr=VPC_CIDR, catalogs=[HIVE])
         )
         what = f"render_cluster, {engine}, {args.workers} workers"
         rows.append((what, len(objects), median, p90))
@@ -100,6 +103,7 @@ def main() -> int:
         version=1,
         vpc_cidr=VPC_CIDR,
         clusters=[cluster(i, engines[i % 2], args.workers) for i in range(args.clusters)],
+        catalogs=[HIVE],
     )
     median, p90, objects = timed(args.runs, lambda: render_desired_state(state))
     rows.append((f"render_desired_state, {args.clusters} clusters", len(objects), median, p90))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from computeplane_agent.contract import DesiredState
+from computeplane_agent.render.alluxio import render_cache
 from computeplane_agent.render.cluster import (
     LABEL_CLUSTER,
     LABEL_MANAGED_BY,
@@ -11,32 +14,49 @@ from computeplane_agent.render.cluster import (
     render_cluster,
     resource_prefix,
 )
+from computeplane_agent.render.metastore import render_metastore
 
 __all__ = [
     "LABEL_CLUSTER",
     "LABEL_MANAGED_BY",
     "MANAGED_BY",
     "KubeObject",
+    "render_cache",
     "render_cluster",
     "render_desired_state",
+    "render_metastore",
     "resource_prefix",
 ]
 
 
-def render_desired_state(state: DesiredState) -> list[KubeObject]:
-    """Every object the agent should have applied for this desired state.
+def render_desired_state(
+    state: DesiredState, *, unavailable_catalogs: Collection[str] = ()
+) -> list[KubeObject]:
+    """Every object the agent should have applied for this desired state, except the Secrets
+    (the agent writes those from values it resolves).
 
-    Raises ``ValueError`` (``UnknownInstanceType``, ``UnsupportedVersion``) when a cluster cannot
-    be rendered; the agent reports that and keeps the last good state.
+    Metastores and caches come first and depend on no cluster: a cluster going away never takes
+    them along. ``unavailable_catalogs`` (ids) are left out of every cluster — a catalog whose
+    secret cannot be read must not break a cluster's start-up.
+
+    Raises ``ValueError`` (``UnknownInstanceType``, ``UnsupportedVersion``, a catalog property
+    the engine lacks) when something cannot be rendered; the agent reports that and keeps the
+    last good state.
     """
     objects: list[KubeObject] = []
+    for metastore in state.metastores:
+        objects.extend(render_metastore(metastore, registry_mirror=state.registry_mirror))
+    for cache in state.caches:
+        objects.extend(render_cache(cache, registry_mirror=state.registry_mirror))
     for cluster in state.clusters:
+        catalogs = [c for c in state.catalogs_of(cluster) if c.id not in unavailable_catalogs]
         objects.extend(
             render_cluster(
                 cluster,
                 vpc_cidr=state.vpc_cidr,
                 registry_mirror=state.registry_mirror,
-                catalogs=state.catalogs_of(cluster),
+                catalogs=catalogs,
+                cache=state.cache_of(cluster),
             )
         )
     return objects

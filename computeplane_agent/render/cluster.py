@@ -12,7 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from computeplane_agent.contract import WORKLOAD_NAMESPACE, CatalogSpec, ClusterSpec
+from computeplane_agent.contract import WORKLOAD_NAMESPACE, CacheSpec, CatalogSpec, ClusterSpec
+from computeplane_agent.render import catalogs as catalog_render
 from computeplane_agent.render.engines import HTTP_PORT, PROFILES, SHUTDOWN_USER, EngineProfile
 from computeplane_agent.render.memory import PodSizing, pod_sizing
 from computeplane_agent.versions import release
@@ -55,9 +56,11 @@ class _ClusterRenderer:
         vpc_cidr: str,
         registry_mirror: str | None,
         catalogs: Sequence[CatalogSpec],
+        cache: CacheSpec | None,
     ) -> None:
         self.spec = spec
         self.catalogs = tuple(catalogs)
+        self.cache = cache
         self.vpc_cidr = vpc_cidr
         self.profile: EngineProfile = PROFILES[spec.engine]
         self.image = release(spec.engine, spec.version).image(registry_mirror)
@@ -140,6 +143,7 @@ class _ClusterRenderer:
             **self.profile.coordinator_properties,
             "discovery.uri": self.discovery_uri,
             **self._memory_properties(self.coordinator_sizing, cluster_wide=True),
+            **self.profile.coordinator_catalog_properties,
         }
         return {
             "config.properties": _properties(config),
@@ -153,6 +157,7 @@ class _ClusterRenderer:
             "discovery.uri": self.discovery_uri,
             "shutdown.grace-period": _WORKER_SHUTDOWN_GRACE,
             **self._memory_properties(self.worker_sizing, cluster_wide=False),
+            **self.profile.worker_catalog_properties,
         }
         files = {"config.properties": _properties(config), **self._common_files(self.worker_sizing)}
         if self.profile.worker_needs_shutdown_rule:
@@ -173,15 +178,15 @@ class _ClusterRenderer:
         return files
 
     def catalog_files(self) -> dict[str, str]:
-        return {f"{c.name}.properties": self._catalog_file(c) for c in self.catalogs}
+        return catalog_render.catalog_files(self.catalogs, self.spec.engine, self.cache)
 
-    def _catalog_file(self, catalog: CatalogSpec) -> str:
-        values = {"connector.name": catalog.connector, **catalog.properties}
-        # Secret values never pass through the control plane: the property refers to an
-        # environment variable filled from a Secret the agent resolves inside the VPC.
-        for key in catalog.secrets:
-            values[key] = "${ENV:" + _secret_env(catalog.name, key) + "}"
-        return _properties(values)
+    def cache_files(self) -> dict[str, str]:
+        return catalog_render.cache_files(self.spec.engine, self.cache)
+
+    def secret_env_names(self) -> list[str]:
+        return sorted(
+            catalog_render.secret_env(c.name, key) for c in self.catalogs for key in c.secrets
+        )
 
     # --- objects ---------------------------------------------------------------------------------
 
@@ -193,21 +198,54 @@ class _ClusterRenderer:
             "data": data,
         }
 
-    def _secret_env(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": _secret_env(catalog.name, key),
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": f"{self.prefix}-catalog-secrets",
-                        "key": _secret_env(catalog.name, key),
-                        "optional": True,
-                    }
-                },
+    def _secret_env_from(self) -> list[dict[str, Any]]:
+        # The whole Secret as environment (its keys are the variable names); optional, so a pod
+        # of a cluster without secret-backed catalogs does not wait for it.
+        name = catalog_render.catalog_secret_name(self.prefix)
+        return [{"secretRef": {"name": name, "optional": True}}]
+
+    def _catalog_init_container(self) -> dict[str, Any]:
+        presto = self.spec.engine == "presto"
+        script = (
+            catalog_render.PRESTO_SUBSTITUTE_SCRIPT if presto else catalog_render.TRINO_SEED_SCRIPT
+        )
+        container: dict[str, Any] = {
+            "name": "catalogs",
+            "image": self.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", script],
+            "env": [{"name": "CATALOG_DIR", "value": self.profile.catalog_dir}],
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi"},
+                "limits": {"memory": "64Mi"},
+            },
+            "volumeMounts": [
+                {"name": "catalog-template", "mountPath": "/catalog-template", "readOnly": True},
+                {"name": "catalog", "mountPath": self.profile.catalog_dir},
+            ],
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
+        }
+        if presto:
+            container["envFrom"] = self._secret_env_from()
+        return container
+
+    def _checksums(self, files: dict[str, str]) -> dict[str, str]:
+        if self.spec.engine == "trino":
+            # Catalog changes reach Trino as statements, never as a restart. Only a new set of
+            # secret variables does: environment is read at process start.
+            return {
+                "lakeplane.io/config-checksum": _checksum({**files, **self.cache_files()}),
+                "lakeplane.io/secret-env": _checksum({"names": ",".join(self.secret_env_names())}),
             }
-            for catalog in self.catalogs
-            for key in catalog.secrets
-        ]
+        # PrestoDB reads catalogs at start only: a catalog change is a rolling restart.
+        return {
+            "lakeplane.io/config-checksum": _checksum(
+                {**files, **self.catalog_files(), **self.cache_files()}
+            )
+        }
 
     def pod_template(
         self,
@@ -221,14 +259,12 @@ class _ClusterRenderer:
         lifecycle: dict[str, Any] | None,
     ) -> dict[str, Any]:
         config_name = f"{self.prefix}-{component}-config"
-        catalogs = self.catalog_files()
         memory = f"{sizing.container_memory_mib}Mi"
         container: dict[str, Any] = {
             "name": self.spec.engine,
             "image": self.image,
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
-            "env": self._secret_env(),
             "resources": {
                 "requests": {"cpu": f"{sizing.cpu_request_milli}m", "memory": memory},
                 "limits": {"memory": memory},
@@ -265,6 +301,25 @@ class _ClusterRenderer:
         }
         if lifecycle:
             container["lifecycle"] = lifecycle
+        if self.spec.engine == "trino":
+            container["envFrom"] = self._secret_env_from()
+        volumes: list[dict[str, Any]] = [
+            {"name": "config", "configMap": {"name": config_name}},
+            {"name": "catalog-template", "configMap": {"name": f"{self.prefix}-catalog"}},
+            # Memory-backed: on PrestoDB it holds the substituted credentials, never on disk.
+            {"name": "catalog", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+            {"name": "data", "emptyDir": {}},
+        ]
+        if self.cache is not None:
+            volumes.append(
+                {"name": "cache-client", "configMap": {"name": f"{self.prefix}-cache-client"}}
+            )
+            container["volumeMounts"].append(
+                {
+                    "name": "cache-client",
+                    "mountPath": catalog_render.cache_mount_dir(self.spec.engine),
+                }
+            )
         node_selector = {
             NODE_GROUP_LABEL: self.spec.node_group,
             INSTANCE_TYPE_LABEL: instance_type,
@@ -275,7 +330,7 @@ class _ClusterRenderer:
                 "labels": self.labels(component),
                 "annotations": {
                     # A config change or a restart request rolls the pods; nothing else does.
-                    "lakeplane.io/config-checksum": _checksum({**files, **catalogs}),
+                    **self._checksums(files),
                     "lakeplane.io/restart-generation": str(self.spec.restart_generation),
                 },
             },
@@ -293,12 +348,9 @@ class _ClusterRenderer:
                 "enableServiceLinks": False,
                 "automountServiceAccountToken": False,
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "initContainers": [self._catalog_init_container()],
                 "containers": [container],
-                "volumes": [
-                    {"name": "config", "configMap": {"name": config_name}},
-                    {"name": "catalog", "configMap": {"name": f"{self.prefix}-catalog"}},
-                    {"name": "data", "emptyDir": {}},
-                ],
+                "volumes": volumes,
             },
         }
 
@@ -338,6 +390,11 @@ class _ClusterRenderer:
             self.config_map(f"{self.prefix}-coordinator-config", coordinator_files, "coordinator"),
             self.config_map(f"{self.prefix}-worker-config", worker_files, "worker"),
             self.config_map(f"{self.prefix}-catalog", self.catalog_files(), None),
+            *(
+                [self.config_map(f"{self.prefix}-cache-client", self.cache_files(), None)]
+                if self.cache is not None
+                else []
+            ),
             {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -425,21 +482,17 @@ class _ClusterRenderer:
         ]
 
 
-def _secret_env(catalog: str, key: str) -> str:
-    clean = "".join(ch if ch.isalnum() else "_" for ch in key).upper()
-    return f"CATALOG_{catalog.upper()}_{clean}"
-
-
 def render_cluster(
     spec: ClusterSpec,
     *,
     vpc_cidr: str,
     registry_mirror: str | None = None,
     catalogs: Sequence[CatalogSpec] = (),
+    cache: CacheSpec | None = None,
 ) -> list[KubeObject]:
-    """The Kubernetes objects of one cluster, with the catalogs it attaches (resolved from the
-    desired state). Raises ``ValueError`` subclasses for an unknown instance type or an
-    unsupported engine version."""
+    """The Kubernetes objects of one cluster, with the catalogs it attaches and the cache it reads
+    through (resolved from the desired state). Raises ``ValueError`` subclasses for an unknown
+    instance type, an unsupported engine version or a catalog property the engine lacks."""
     return _ClusterRenderer(
-        spec, vpc_cidr=vpc_cidr, registry_mirror=registry_mirror, catalogs=catalogs
+        spec, vpc_cidr=vpc_cidr, registry_mirror=registry_mirror, catalogs=catalogs, cache=cache
     ).render()

@@ -32,6 +32,11 @@ class EngineProfile:
     # Trino's default system access control refuses the graceful-shutdown call, so workers get a
     # file-based rule that lets only SHUTDOWN_USER write system information.
     worker_needs_shutdown_rule: bool = False
+    # Trino manages catalogs dynamically (CREATE/DROP CATALOG, no restart). The coordinator keeps
+    # them in a file store on a writable emptyDir seeded from the catalog ConfigMap at start;
+    # workers receive catalogs from the coordinator and must not name a store.
+    coordinator_catalog_properties: dict[str, str] = field(default_factory=dict)
+    worker_catalog_properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def catalog_dir(self) -> str:
@@ -53,5 +58,11 @@ PROFILES: dict[Engine, EngineProfile] = {
         user_header="X-Trino-User",
         log_root="io.trino",
         worker_needs_shutdown_rule=True,
+        coordinator_catalog_properties={
+            "catalog.management": "dynamic",
+            "catalog.store": "file",
+            "catalog.config-dir": "/etc/trino/catalog",
+        },
+        worker_catalog_properties={"catalog.management": "dynamic"},
     ),
 }

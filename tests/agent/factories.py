@@ -20,12 +20,15 @@ PG_CATALOG_ID = "cat_01hv0000000000000000000002"
 
 def catalog_specs() -> list[CatalogSpec]:
     return [
-        CatalogSpec(
-            id=HIVE_CATALOG_ID,
-            name="hive",
-            connector="hive",
-            version=1,
-            properties={"hive.metastore.uri": "thrift://metastore:9083"},
+        CatalogSpec.model_validate(
+            {
+                "id": HIVE_CATALOG_ID,
+                "name": "hive",
+                "connector": "hive",
+                "version": 1,
+                "properties": {"storage-format": "PARQUET"},
+                "metastore": {"kind": "thrift", "uris": "thrift://metastore:9083"},
+            }
         ),
         CatalogSpec.model_validate(
             {
@@ -33,7 +36,10 @@ def catalog_specs() -> list[CatalogSpec]:
                 "name": "pg",
                 "connector": "postgresql",
                 "version": 1,
-                "properties": {"connection-url": "jdbc:postgresql://db:5432/app"},
+                "properties": {
+                    "connection-url": "jdbc:postgresql://db:5432/app",
+                    "connection-user": "app",
+                },
                 "secrets": {
                     "connection-password": {
                         "arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg"
