@@ -1,0 +1,167 @@
+"""The managed metastore's workflows: its database in RDS, its Hive metastore via the agent.
+
+``metastore.create``: database (subnet group, security group, RDS instance; waits without
+holding a worker while RDS creates it, recording each id on ``Metastore.resources`` as it becomes
+known) → publish_desired_state (the plane's desired state now carries the metastore) →
+wait_for_agent (the agent's report, stored by ``observed_metastores.py``, shows it running with
+its schema initialised) → ``ready``.
+
+``metastore.delete``: publish_desired_state (without it: the agent removes the Hive metastore) →
+delete_database (final snapshot kept, then the security group and subnet group) → ``deleted``.
+
+A failure leaves the metastore ``failed``, the error on the operation (retry resumes the step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.catalogs.models import Metastore, MetastoreStatus
+from controlplane.catalogs.services import METASTORE_CREATE_KIND, METASTORE_DELETE_KIND
+from controlplane.clusters.desired import publish_plane
+from controlplane.computeplanes.workflows import poll_delay, reconcile
+from controlplane.core.models import Operation, OperationStep
+from controlplane.core.workflows import (
+    PermanentError,
+    RetryLater,
+    Step,
+    Workflow,
+    register_workflow,
+)
+from controlplane.providers.aws.reconcilers.base import ReconcileContext
+from controlplane.providers.aws.reconcilers.rds import (
+    MetastoreDatabaseReconciler,
+    MetastoreDatabaseSpec,
+)
+
+# The metastore's pods start within a minute or two of the publish (image pull, schema init on
+# an empty database); 10 s polls see it soon enough. 180 polls = 30 minutes before giving up.
+WAIT_SECONDS = 10.0
+WAIT_POLLS = 180
+
+
+def _metastore(operation: Operation) -> Metastore:
+    return Metastore.objects.select_related(
+        "compute_plane__organization", "compute_plane__cloud_account"
+    ).get(pk=operation.target_id)
+
+
+def _record(metastore_id: str, key: str, value: Any) -> None:
+    """Persist one resource id at once, in its own commit (a crash after it adopts it)."""
+    with transaction.atomic():
+        metastore = Metastore.objects.select_for_update().get(pk=metastore_id)
+        resources = dict(metastore.resources)
+        if value is None:
+            resources.pop(key, None)
+        else:
+            resources[key] = value
+        metastore.resources = resources
+        metastore.save(update_fields=["resources"])
+
+
+def database_of(metastore: Metastore) -> MetastoreDatabaseReconciler:
+    return MetastoreDatabaseReconciler(MetastoreDatabaseSpec(metastore_id=metastore.pk))
+
+
+def _on_metastore(
+    metastore: Metastore, call: Callable[[ReconcileContext], str]
+) -> Callable[[ReconcileContext], str]:
+    """Run ``call`` with the plane's state plus the metastore's, recording on the metastore."""
+
+    def run(ctx: ReconcileContext) -> str:
+        # The plane's keys (vpc_id, subnets, groups) and the metastore's (db_*) never overlap.
+        ctx.state = {**ctx.state, **metastore.resources}
+        ctx.record = lambda key, value: _record(metastore.pk, key, value)
+        return call(ctx)
+
+    return run
+
+
+def ensure_database(operation: Operation) -> str:
+    metastore = _metastore(operation)
+    return reconcile(
+        metastore.compute_plane, _on_metastore(metastore, database_of(metastore).ensure)
+    )
+
+
+def delete_database(operation: Operation) -> str:
+    metastore = _metastore(operation)
+    return reconcile(
+        metastore.compute_plane, _on_metastore(metastore, database_of(metastore).delete)
+    )
+
+
+def publish(operation: Operation) -> str:
+    plane = _metastore(operation).compute_plane
+    published = publish_plane(plane)
+    return (
+        f"desired state version {published.version} published "
+        f"({len(published.metastores)} metastores)"
+    )
+
+
+def wait_for_agent(operation: Operation) -> str:
+    metastore = Metastore.objects.get(pk=operation.target_id)
+    if metastore.observed_phase == "running" and metastore.schema_ready:
+        return "the agent reports the metastore running with its schema ready"
+    detail = (
+        f"metastore {metastore.observed_phase or 'not reported yet'}, schema "
+        f"{'ready' if metastore.schema_ready else 'not ready'}"
+    )
+    polls = (
+        OperationStep.objects.filter(operation_id=operation.pk, name="wait_for_agent")
+        .values_list("attempts", flat=True)
+        .first()
+    ) or 0
+    if polls >= WAIT_POLLS:
+        raise PermanentError(
+            "agent_timeout",
+            f"The metastore did not start in time ({detail}). Check the compute plane's agent "
+            "and the hive-metastore pods' logs (the database is reachable only from the compute "
+            "plane's nodes), then retry.",
+        )
+    raise RetryLater(detail, delay=poll_delay(WAIT_SECONDS))
+
+
+def _finish(status: MetastoreStatus) -> Callable[[Operation], None]:
+    def hook(operation: Operation) -> None:
+        metastore = Metastore.objects.select_for_update().get(pk=operation.target_id)
+        if metastore.operation_id != operation.id:
+            return  # superseded (a delete canceled this operation)
+        metastore.status = status
+        fields = ["status"]
+        if status == MetastoreStatus.DELETED:
+            metastore.deleted_at = timezone.now()
+            fields.append("deleted_at")
+        metastore.save(update_fields=fields)
+
+    return hook
+
+
+PUBLISH = Step("publish_desired_state", publish)
+FAILED = _finish(MetastoreStatus.FAILED)
+
+register_workflow(
+    Workflow(
+        kind=METASTORE_CREATE_KIND,
+        steps=[
+            Step("database", ensure_database),
+            PUBLISH,
+            Step("wait_for_agent", wait_for_agent),
+        ],
+        on_succeeded=_finish(MetastoreStatus.READY),
+        on_failed=FAILED,
+    )
+)
+register_workflow(
+    Workflow(
+        kind=METASTORE_DELETE_KIND,
+        steps=[PUBLISH, Step("delete_database", delete_database)],
+        on_succeeded=_finish(MetastoreStatus.DELETED),
+        on_failed=FAILED,
+    )
+)
