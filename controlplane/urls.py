@@ -4,6 +4,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.caching.api.urls import org_urlpatterns as cache_org_urls
+from controlplane.catalogs.api.urls import org_urlpatterns as catalog_org_urls
+from controlplane.catalogs.api.urls import urlpatterns as catalog_urls
 from controlplane.cloudaccounts.api.urls import org_urlpatterns as cloudaccount_org_urls
 from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
@@ -20,10 +23,13 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cloudaccount_org_urls,
     *computeplane_org_urls,
     *cluster_org_urls,
+    *cache_org_urls,
+    *catalog_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
     *tenancy_urls,
+    *catalog_urls,
     path("orgs/<str:org>", include(org_detail_urlpatterns)),
     path("orgs/<str:org>/", include(org_scoped_urls)),
 ]

@@ -159,3 +159,70 @@ class ClusterFactory(factory.django.DjangoModelFactory):
 
 
 ORG_SCOPED_FACTORIES[Cluster] = lambda org: ClusterFactory(organization=org)
+
+
+# --- caches -----------------------------------------------------------------------------------
+from controlplane.caching.models import Cache  # noqa: E402
+
+
+class CacheFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cache
+
+    organization = factory.SubFactory(OrganizationFactory)
+    compute_plane = factory.SubFactory(
+        ComputePlaneFactory, organization=factory.SelfAttribute("..organization")
+    )
+    name = factory.Sequence(lambda n: f"cache-{n}")
+    version = "2.9.5"
+    status = "ready"
+    worker_instance_type = "r6i.2xlarge"
+    workers = 2
+    medium = "mem"
+    size_gb_per_worker = 32
+    mounts = factory.LazyFunction(lambda: [{"path": "/warehouse", "uri": "s3://acme-lake/wh"}])
+    policies = factory.LazyFunction(dict)
+
+
+ORG_SCOPED_FACTORIES[Cache] = lambda org: CacheFactory(organization=org)
+
+
+# --- metastores and catalogs ------------------------------------------------------------------
+from controlplane.catalogs.models import Catalog, CatalogAttachment, Metastore  # noqa: E402
+
+
+class MetastoreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Metastore
+
+    organization = factory.SubFactory(OrganizationFactory)
+    compute_plane = factory.SubFactory(
+        ComputePlaneFactory, organization=factory.SelfAttribute("..organization")
+    )
+    name = factory.Sequence(lambda n: f"metastore-{n}")
+    kind = "hive"
+    status = "ready"
+    uri = "thrift://hms.example.internal:9083"
+
+
+class CatalogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Catalog
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"catalog_{n}")
+    connector = "tpch"
+    properties = factory.LazyFunction(lambda: {"splits-per-node": "4"})
+
+
+def _attached_catalog(org: Organization) -> Model:
+    """A catalog on a metastore, attached to a cluster: what its list renders."""
+    metastore = MetastoreFactory(organization=org)
+    catalog = CatalogFactory(organization=org, connector="hive", metastore=metastore, properties={})
+    cluster = ClusterFactory(organization=org, compute_plane=metastore.compute_plane)
+    CatalogAttachment.objects.create(catalog=catalog, cluster=cluster, organization=org)
+    return catalog
+
+
+ORG_SCOPED_FACTORIES[Metastore] = lambda org: MetastoreFactory(organization=org)
+ORG_SCOPED_FACTORIES[Catalog] = _attached_catalog

@@ -47,7 +47,11 @@ class Cache(models.Model):
     mounts = models.JSONField(default=list, blank=True)
     # {"preload": [...], "pin": [...], "ttl": [...], "write_back": bool} (contract.CachePolicies)
     policies = models.JSONField(default=dict, blank=True)
+    # The desired-state version that last carried this cache's change (set when published);
+    # the wait steps compare it with the version the agent says it applied.
+    desired_version = models.PositiveIntegerField(default=0)
     # From the agent's status reports: counts only.
+    observed_version = models.PositiveIntegerField(default=0)
     observed_phase = models.CharField(max_length=16, blank=True)
     master_ready = models.BooleanField(default=False)
     workers_ready = models.PositiveIntegerField(default=0)

@@ -1,4 +1,4 @@
-"""EKS managed node groups for one Presto/Trino cluster.
+"""EKS managed node groups for one Presto/Trino cluster or one Alluxio cache.
 
 A cluster gets two node groups under one node label value (``lakeplane.io/node-group=<label>``,
 with the matching NoSchedule taint, so only that cluster's pods land there): ``coordinator``
@@ -8,13 +8,16 @@ of one cluster, so it is built from a :class:`NodeGroupSpec` rather than the com
 
 Discipline as in base.py: the name (``<label>-<role>``) is deterministic and unique within the
 EKS cluster, so it is the lookup key; CreateNodegroup carries a client token derived from it;
-ownership is checked on the ``lakeplane:cluster`` tag; CREATING/UPDATING/DELETING raise
-:class:`WaitFor`; only the scaling config is ever updated (instance types, capacity type, labels
-and subnets are immutable on a managed node group) and only when it differs, so a converged node
-group costs one DescribeNodegroup and nothing else.
+ownership is checked on the owner's tag (``lakeplane:cluster`` or ``lakeplane:cache``);
+CREATING/UPDATING/DELETING raise :class:`WaitFor`; only the scaling config is ever updated
+(instance types, capacity type, labels and subnets are immutable on a managed node group) and
+only when it differs, so a converged node group costs one DescribeNodegroup and nothing else.
 
 Reads from state: ``eks_cluster_name``, ``private_subnet_ids``, ``node_role_arn``.
-Records nothing: the name is derived from the cluster, so there is no id to lose.
+Records nothing: the name is derived from the owner, so there is no id to lose.
+
+A cache gets one node group (:func:`cache_node_group`), ON_DEMAND: its workers hold the cached
+data, and a spot reclaim would throw it away.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from controlplane.providers.aws.reconcilers.base import (
 )
 
 KIND = "eks:nodegroup"
+CACHE_KEY = "lakeplane:cache"
 NODE_GROUP_LABEL = "lakeplane.io/node-group"
 # A node group changes state within a few minutes; polling faster only spends API calls.
 POLL_SECONDS = 20.0
@@ -48,8 +52,10 @@ CapacityType = Literal["ON_DEMAND", "SPOT"]
 
 @dataclass(frozen=True)
 class NodeGroupSpec:
-    """One node group of one cluster, as the customer's cluster settings ask for it."""
+    """One node group of one cluster (or cache), as the customer's settings ask for it."""
 
+    # The owner's id, tagged under ``owner_key``: a cluster's, or a cache's (the name predates
+    # caches and is kept so existing callers read the same).
     cluster_id: str
     label: str  # the value of the lakeplane.io/node-group label and taint
     role: Role
@@ -58,6 +64,7 @@ class NodeGroupSpec:
     min_size: int
     max_size: int
     desired_size: int
+    owner_key: str = CLUSTER_KEY
 
     @property
     def name(self) -> str:
@@ -97,7 +104,7 @@ def _describe(eks: Any, cluster: str, name: str) -> dict[str, Any] | None:
 
 
 def _owned(group: dict[str, Any], spec: NodeGroupSpec) -> bool:
-    return dict(group.get("tags") or {}).get(CLUSTER_KEY) == spec.cluster_id
+    return dict(group.get("tags") or {}).get(spec.owner_key) == spec.cluster_id
 
 
 def _scaling_differs(group: dict[str, Any], spec: NodeGroupSpec) -> bool:
@@ -142,7 +149,7 @@ class NodeGroupReconciler:
         elif not _owned(group, self.spec):
             raise ReconcileError(
                 "resource_conflict",
-                f"A node group named {name} exists in {cluster} but is not tagged as cluster "
+                f"A node group named {name} exists in {cluster} but is not tagged as "
                 f"{self.spec.cluster_id}'s. Delete or rename it, then retry.",
             )
         status = group.get("status", "")
@@ -194,7 +201,7 @@ class NodeGroupReconciler:
                 scalingConfig=s.scaling(),
                 labels={NODE_GROUP_LABEL: s.label, "lakeplane.io/role": s.role},
                 taints=[{"key": NODE_GROUP_LABEL, "value": s.label, "effect": "NO_SCHEDULE"}],
-                tags=ctx.owner.tag_map(s.name, **{CLUSTER_KEY: s.cluster_id}),
+                tags=ctx.owner.tag_map(s.name, **{s.owner_key: s.cluster_id}),
                 clientRequestToken=ctx.owner.client_token(f"ng-{s.name}"),
             )["nodegroup"]
         except ClientError:
@@ -267,3 +274,22 @@ def cluster_node_groups(
         desired_size=workers_desired if running else 0,
     )
     return NodeGroupReconciler(coordinator), NodeGroupReconciler(workers)
+
+
+def cache_node_group(
+    *, cache_id: str, label: str, instance_type: str, workers: int
+) -> NodeGroupReconciler:
+    """The node group of one cache's workers: exactly ``workers`` on-demand nodes."""
+    return NodeGroupReconciler(
+        NodeGroupSpec(
+            cluster_id=cache_id,
+            owner_key=CACHE_KEY,
+            label=label,
+            role="workers",
+            instance_types=(instance_type,),
+            capacity_type="ON_DEMAND",
+            min_size=workers,
+            max_size=workers,
+            desired_size=workers,
+        )
+    )

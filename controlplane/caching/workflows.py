@@ -1,0 +1,164 @@
+"""The cache workflows: the cache's node group in EKS, desired state to the agent, its report.
+
+``cache.create``/``cache.update``: node_group (``workers`` on-demand nodes labelled and tainted
+``lakeplane.io/node-group=<cache.node_group>``) → publish_desired_state → wait_for_agent (the
+master ready and every worker ready, at the published version).
+``cache.delete``: publish_desired_state (without it) → wait_for_agent (gone, bounded) →
+delete_node_group.
+
+Waiting holds no worker: ``wait_for_agent`` raises RetryLater until the agent's report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.agentapi.models import ObservedState
+from controlplane.caching.models import Cache, CacheStatus
+from controlplane.caching.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
+from controlplane.clusters.desired import publish_plane
+from controlplane.computeplanes.workflows import poll_delay, reconcile
+from controlplane.core.models import Operation
+from controlplane.core.workflows import (
+    PermanentError,
+    RetryLater,
+    Step,
+    Workflow,
+    register_workflow,
+)
+from controlplane.providers.aws.reconcilers.nodegroup import (
+    NodeGroupReconciler,
+    cache_node_group,
+)
+
+# Alluxio workers start within a few minutes of their nodes joining; 10 s polls see it soon
+# enough. 180 polls = 30 minutes before giving up.
+WAIT_SECONDS = 10.0
+WAIT_POLLS = 180
+# If the agent never confirms the removal (its compute plane broken), the node group is deleted
+# anyway after 5 minutes, which stops the pods just the same.
+DELETE_WAIT_POLLS = 30
+
+
+def _cache(operation: Operation) -> Cache:
+    return Cache.objects.select_related(
+        "compute_plane__organization", "compute_plane__cloud_account"
+    ).get(pk=operation.target_id)
+
+
+def node_group_of(cache: Cache) -> NodeGroupReconciler:
+    return cache_node_group(
+        cache_id=cache.id,
+        label=cache.node_group,
+        instance_type=cache.worker_instance_type,
+        workers=cache.workers,
+    )
+
+
+def ensure_node_group(operation: Operation) -> str:
+    cache = _cache(operation)
+    return reconcile(cache.compute_plane, node_group_of(cache).ensure)
+
+
+def delete_node_group(operation: Operation) -> str:
+    cache = _cache(operation)
+    return reconcile(cache.compute_plane, node_group_of(cache).delete)
+
+
+def publish(operation: Operation) -> str:
+    cache = _cache(operation)
+    with transaction.atomic():
+        published = publish_plane(cache.compute_plane)
+        Cache.objects.filter(pk=cache.pk).update(desired_version=published.version)
+    return f"desired state version {published.version} published ({len(published.caches)} caches)"
+
+
+def _polls(operation: Operation) -> int:
+    step = operation.steps.filter(name="wait_for_agent").first()
+    return step.attempts if step else 0
+
+
+def _wait_detail(cache: Cache) -> str:
+    return (
+        f"agent applied version {cache.observed_version} of {cache.desired_version}; "
+        f"phase {cache.observed_phase or 'unreported'}, master "
+        f"{'ready' if cache.master_ready else 'not ready'}, workers "
+        f"{cache.workers_ready}/{cache.workers} ready"
+    )
+
+
+def _removed(cache: Cache) -> bool:
+    """The plane's latest report applied the version without the cache and lists it no more."""
+    observed = ObservedState.objects.filter(compute_plane_id=cache.compute_plane_id).first()
+    if observed is None:
+        return False
+    document = observed.document
+    applied = document.get("applied_version") or 0
+    listed = {c.get("id") for c in document.get("caches") or []}
+    return bool(applied >= cache.desired_version > 0 and cache.id not in listed)
+
+
+def wait_for_agent(operation: Operation) -> str:
+    cache = _cache(operation)
+    if operation.kind == DELETE_KIND:
+        if _removed(cache):
+            return "the agent removed the cache's objects"
+        if _polls(operation) >= DELETE_WAIT_POLLS:
+            return "the agent did not confirm the removal; going on"
+        raise RetryLater(
+            "waiting for the agent to remove the cache", delay=poll_delay(WAIT_SECONDS)
+        )
+    applied = cache.observed_version >= cache.desired_version > 0
+    if (
+        applied
+        and cache.observed_phase == "running"
+        and cache.master_ready
+        and cache.workers_ready == cache.workers
+    ):
+        return f"master and {cache.workers_ready} workers ready"
+    if _polls(operation) >= WAIT_POLLS:
+        raise PermanentError(
+            "agent_timeout",
+            f"The cache did not become ready in time: {_wait_detail(cache)}. Check the compute "
+            "plane's agent and the cache node group's instances, then retry.",
+        )
+    raise RetryLater(_wait_detail(cache), delay=poll_delay(WAIT_SECONDS))
+
+
+def _finish(status: CacheStatus) -> Callable[[Operation], None]:
+    def hook(operation: Operation) -> None:
+        cache = Cache.objects.select_for_update().get(pk=operation.target_id)
+        if cache.operation_id != operation.id:
+            return  # superseded (a delete canceled this operation)
+        cache.status = status
+        if status == CacheStatus.DELETED:
+            cache.deleted_at = timezone.now()
+        cache.save(update_fields=["status", "deleted_at"])
+
+    return hook
+
+
+NODE_GROUP = Step("node_group", ensure_node_group)
+PUBLISH = Step("publish_desired_state", publish)
+WAIT = Step("wait_for_agent", wait_for_agent)
+
+for kind, steps, done in (
+    (CREATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
+    (UPDATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
+    (
+        DELETE_KIND,
+        [PUBLISH, WAIT, Step("delete_node_group", delete_node_group)],
+        CacheStatus.DELETED,
+    ),
+):
+    register_workflow(
+        Workflow(
+            kind=kind,
+            steps=steps,
+            on_succeeded=_finish(done),
+            on_failed=_finish(CacheStatus.FAILED),
+        )
+    )
