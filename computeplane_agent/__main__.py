@@ -74,7 +74,16 @@ def run() -> int:
     client = HttpControlPlaneClient(url)
     credential = load_credential(client, Path(_env("LAKEPLANE_CREDENTIAL_FILE")))
     client.credential = credential.credential
-    agent = Agent(client, target, agent_id=credential.agent_id, poll_seconds=poll_seconds)
+    from computeplane_agent.secrets import AwsSecretResolver
+
+    # The agent's own credentials (its IAM role on EKS; AWS_ENDPOINT_URL in the sandbox).
+    agent = Agent(
+        client,
+        target,
+        agent_id=credential.agent_id,
+        poll_seconds=poll_seconds,
+        resolver=AwsSecretResolver(),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

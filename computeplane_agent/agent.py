@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from computeplane_agent import __version__
+from computeplane_agent.catalog_sync import CatalogSync
 from computeplane_agent.client import (
     ControlPlaneClient,
     ControlPlaneRefused,
@@ -28,17 +29,32 @@ from computeplane_agent.client import (
 from computeplane_agent.contract import (
     WORKLOAD_NAMESPACE,
     AgentError,
+    CacheSpec,
+    CacheStatus,
     ClusterSpec,
     ClusterStatus,
     DesiredState,
     Heartbeat,
+    MetastoreSpec,
+    MetastoreStatus,
     StatusReport,
     UsageReport,
     UsageSample,
 )
 from computeplane_agent.render import render_desired_state, resource_prefix
+from computeplane_agent.render.alluxio import master_service_name, master_web_url
+from computeplane_agent.render.metastore import schema_job_name
+from computeplane_agent.render.objects import dns_name
+from computeplane_agent.secrets import (
+    Redactor,
+    SecretObjects,
+    SecretResolver,
+    resolve_secret_objects,
+)
 from computeplane_agent.targets.base import (
+    CacheUsage,
     ObjectRef,
+    Readiness,
     Target,
     TargetError,
     content_hash,
@@ -69,6 +85,8 @@ class AgentState:
     usage_since: datetime | None = None
     pending_usage: deque[UsageReport] = field(default_factory=deque)
     last_heartbeat: datetime | None = None
+    # What the last reconcile could not resolve: catalog id / metastore id -> message (ARN only).
+    secrets: SecretObjects | None = None
 
 
 class Agent:
@@ -82,9 +100,16 @@ class Agent:
         heartbeat_seconds: float = 30.0,
         usage_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resolver: SecretResolver | None = None,
     ) -> None:
         self.client = client
         self.target = target
+        self.resolver = resolver
+        # Every secret value the agent resolved is scrubbed from its log records and messages.
+        self.redactor = Redactor()
+        log.addFilter(self.redactor)
+        self.catalogs = CatalogSync(target, self.redactor)
+        self._secret_values: dict[tuple[str, str | None], str] = {}
         self.agent_id = agent_id
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -95,8 +120,17 @@ class Agent:
     # --- reconcile --------------------------------------------------------------------------------
 
     def reconcile(self, desired: DesiredState) -> ReconcileResult:
-        """Make the target hold exactly the desired objects, writing only what differs."""
-        objects = [with_applied_hash(o) for o in render_desired_state(desired)]
+        """Make the target hold exactly the desired objects, writing only what differs.
+
+        Secrets are resolved first; a catalog whose secret cannot be read is left out of every
+        cluster (and reported failed) while everything else applies.
+        """
+        secrets = resolve_secret_objects(
+            desired, self.resolver, self._secret_values, self.redactor, log
+        )
+        self.state.secrets = secrets
+        rendered = render_desired_state(desired, unavailable_catalogs=set(secrets.catalog_failures))
+        objects = [with_applied_hash(o) for o in [*rendered, *secrets.objects]]
         wanted = {ObjectRef.of(o): o for o in objects}
         current = {m.ref: m.applied_hash for m in self.target.list_managed()}
         changed = [o for ref, o in wanted.items() if current.get(ref) != content_hash(o)]
@@ -116,17 +150,96 @@ class Agent:
         if applied is None:
             return []
         now = self.clock()
-        return [self._cluster_status(cluster, now) for cluster in applied.clusters]
+        return [self._cluster_status(applied, cluster, now) for cluster in applied.clusters]
+
+    def observe_metastores(self) -> list[MetastoreStatus]:
+        applied = self.state.applied
+        if applied is None:
+            return []
+        now = self.clock()
+        return [self._metastore_status(m, now) for m in applied.metastores]
+
+    def observe_caches(self) -> list[CacheStatus]:
+        applied = self.state.applied
+        if applied is None:
+            return []
+        now = self.clock()
+        return [self._cache_status(c, now) for c in applied.caches]
+
+    def _workload(self, kind: str, name: str) -> Readiness:
+        api = "batch/v1" if kind == "Job" else "apps/v1"
+        return self.target.readiness(ObjectRef(api, kind, WORKLOAD_NAMESPACE, name))
+
+    def _metastore_status(self, spec: MetastoreSpec, now: datetime) -> MetastoreStatus:
+        deployment = self._workload("Deployment", dns_name(spec.id))
+        schema = self._workload("Job", schema_job_name(spec))
+        failure = self.state.secrets.metastore_failures.get(spec.id) if self.state.secrets else None
+        message = failure or schema.message or deployment.message
+        ready = deployment.ready_replicas
+        if not deployment.exists:
+            phase = "pending"
+        elif failure or schema.message:
+            phase = "failed"
+        elif schema.ready and deployment.ready and ready >= spec.replicas:
+            phase = "running"
+        elif schema.ready and ready > 0:
+            phase = "degraded"
+        else:
+            phase = "starting"
+        return MetastoreStatus(
+            id=spec.id,
+            phase=phase,
+            replicas_ready=min(ready, spec.replicas),
+            schema_ready=schema.ready,
+            message=self.redactor.redact(message)[:2000] if message else None,
+            observed_at=now,
+        )
+
+    def _cache_status(self, spec: CacheSpec, now: datetime) -> CacheStatus:
+        master = self._workload("StatefulSet", master_service_name(spec.id))
+        workers = self._workload("StatefulSet", f"{dns_name(spec.id)}-worker")
+        ready_workers = min(workers.ready_replicas, spec.workers)
+        master_ready = master.ready and master.ready_replicas > 0
+        usage = self.target.cache_usage(spec.id, master_web_url(spec.id))
+        if usage is None:
+            # Nothing to ask (sandbox) or the master did not answer: what the spec provides.
+            capacity = spec.workers * spec.size_gb_per_worker * 1024**3
+            usage = CacheUsage(bytes_used=0, bytes_capacity=capacity)
+        message = master.message or workers.message
+        if not master.exists:
+            phase = "pending"
+        elif master_ready and ready_workers >= spec.workers:
+            phase = "running"
+        elif master_ready and ready_workers > 0:
+            phase = "degraded"
+        elif message:
+            phase = "failed"
+        else:
+            phase = "starting"
+        return CacheStatus(
+            id=spec.id,
+            phase=phase,
+            master_ready=master_ready,
+            workers_ready=ready_workers,
+            workers_desired=spec.workers,
+            bytes_used=min(usage.bytes_used, 2**62),
+            bytes_capacity=min(usage.bytes_capacity, 2**62),
+            hit_ratio=usage.hit_ratio,
+            message=message[:2000] if message else None,
+            observed_at=now,
+        )
 
     def _deployment(self, cluster: ClusterSpec, component: str) -> ObjectRef:
         name = f"{resource_prefix(cluster.id)}-{component}"
         return ObjectRef("apps/v1", "Deployment", WORKLOAD_NAMESPACE, name)
 
-    def _cluster_status(self, cluster: ClusterSpec, now: datetime) -> ClusterStatus:
+    def _cluster_status(
+        self, desired: DesiredState, cluster: ClusterSpec, now: datetime
+    ) -> ClusterStatus:
         coordinator = self.target.readiness(self._deployment(cluster, "coordinator"))
         workers = self.target.readiness(self._deployment(cluster, "worker"))
         running = cluster.state == "running"
-        desired = cluster.workers.replicas if running else 0
+        desired_workers = cluster.workers.replicas if running else 0
         ready_workers = workers.ready_replicas
         coordinator_ready = coordinator.ready and coordinator.ready_replicas > 0
         message = coordinator.message or workers.message
@@ -134,18 +247,23 @@ class Agent:
             phase = "pending"
         elif not running:
             phase = "stopped" if not coordinator_ready and ready_workers == 0 else "stopping"
-        elif coordinator_ready and ready_workers >= desired and workers.ready:
+        elif coordinator_ready and ready_workers >= desired_workers and workers.ready:
             phase = "running"
         elif message:
             phase = "failed" if not coordinator_ready else "degraded"
         else:
             phase = "starting"
+        rolled_out = running and coordinator.ready and workers.ready
+        catalogs = self.catalogs.statuses(
+            desired, cluster, self.state.secrets, rolled_out=rolled_out
+        )
         return ClusterStatus(
             id=cluster.id,
             phase=phase,
             coordinator_ready=coordinator_ready,
-            workers_ready=min(ready_workers, desired),
-            workers_desired=desired,
+            workers_ready=min(ready_workers, desired_workers),
+            workers_desired=desired_workers,
+            catalogs=catalogs,
             message=message[:2000] if message else None,
             observed_at=now,
         )
@@ -173,6 +291,9 @@ class Agent:
                 result = self.reconcile(state.pending)
                 log.info("applied version %s: %s", state.pending.version, result)
                 state.applied, state.pending = state.pending, None
+            if state.applied is not None:
+                # Every pass: a Trino coordinator that just became ready gets its catalogs.
+                self.catalogs.sync(state.applied, state.secrets)
             self._report()
         except (ControlPlaneUnavailable, TargetError) as exc:
             # Leave the cluster exactly as it is; try again later.
@@ -200,6 +321,7 @@ class Agent:
         if version is not None:
             # Do not fetch the same bad version again; a fixed one gets a new version.
             self.state.known_version = version
+        message = self.redactor.redact(message)
         self.state.error = AgentError(code=code, message=message[:2000], version=version)
 
     def _report(self) -> None:
@@ -211,6 +333,8 @@ class Agent:
                 report_id=uuid.uuid4().hex,
                 applied_version=state.applied.version if state.applied else None,
                 clusters=self.observe(),
+                metastores=self.observe_metastores(),
+                caches=self.observe_caches(),
                 error=state.error,
                 sent_at=now,
             )

@@ -12,9 +12,18 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from computeplane_agent.contract import SecretRef
+from computeplane_agent.contract import DesiredState, SecretRef
+from computeplane_agent.render.catalogs import catalog_secret, catalog_secret_values
+from computeplane_agent.render.cluster import (
+    LABEL_CLUSTER,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    resource_prefix,
+)
+from computeplane_agent.render.metastore import metastore_secret
 
 REDACTED = "[redacted]"
 
@@ -124,3 +133,82 @@ class Redactor(logging.Filter):
                 record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
         return True
+
+
+# --- the desired state's secrets as Kubernetes Secrets ------------------------------------------
+
+
+@dataclass
+class SecretObjects:
+    """What one reconcile resolved: the Secrets to apply and what could not be read."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    catalog_failures: dict[str, str] = field(default_factory=dict)  # catalog id -> message
+    metastore_failures: dict[str, str] = field(default_factory=dict)  # metastore id -> message
+
+
+def resolve_secret_objects(
+    desired: DesiredState,
+    resolver: SecretResolver | None,
+    known: dict[tuple[str, str | None], str],
+    redactor: Redactor,
+    log: logging.Logger,
+) -> SecretObjects:
+    """Resolve every SecretRef of ``desired`` into one Secret per cluster (its catalogs'
+    credentials) and one per managed metastore (the database password).
+
+    ``known`` holds the last value read per reference: a secret that cannot be read right now
+    but was read before keeps its last value (a brief Secrets Manager outage does not take a
+    catalog away). Each reference is read once per call, however many clusters attach it.
+    """
+    result = SecretObjects()
+    fresh: dict[tuple[str, str | None], str | SecretUnavailable] = {}
+
+    def read(ref: SecretRef) -> str:
+        key = (ref.arn, ref.json_key)
+        if key not in fresh:
+            try:
+                if resolver is None:
+                    raise SecretUnavailable(ref, "the agent has no secret resolver")
+                fresh[key] = resolver.resolve(ref)
+            except SecretUnavailable as exc:
+                fresh[key] = exc
+        value = fresh[key]
+        if isinstance(value, SecretUnavailable):
+            if key in known:
+                log.warning("%s; keeping the value read before", value)
+                return known[key]
+            raise value
+        known[key] = value
+        redactor.remember([value])
+        return value
+
+    resolved: dict[tuple[str, str], str] = {}
+    for catalog in desired.catalogs:
+        for secret_key, ref in sorted(catalog.secrets.items()):
+            try:
+                resolved[(catalog.id, secret_key)] = read(ref)
+            except SecretUnavailable as exc:
+                result.catalog_failures.setdefault(catalog.id, str(exc))
+    for metastore in desired.metastores:
+        try:
+            password = read(metastore.database.password)
+        except SecretUnavailable as exc:
+            result.metastore_failures[metastore.id] = str(exc)
+            continue
+        result.objects.append(metastore_secret(metastore, password))
+    for cluster in desired.clusters:
+        usable = [c for c in desired.catalogs_of(cluster) if c.id not in result.catalog_failures]
+        values = catalog_secret_values(usable, resolved)
+        if values:
+            prefix = resource_prefix(cluster.id)
+            labels = {
+                LABEL_MANAGED_BY: MANAGED_BY,
+                LABEL_CLUSTER: cluster.id,
+                "app.kubernetes.io/name": cluster.engine,
+                "app.kubernetes.io/instance": prefix,
+            }
+            result.objects.append(catalog_secret(prefix, labels, values))
+    for message in [*result.catalog_failures.values(), *result.metastore_failures.values()]:
+        log.warning("%s", message)
+    return result

@@ -1,7 +1,8 @@
 """The narrow interface between the agent's loop and wherever objects are applied.
 
-Four operations, so the real Kubernetes adapter stays thin and the in-memory and directory
-targets can stand in for it (DESIGN.md "Choices already made").
+Four object operations (plus two narrow calls: catalog statements for Trino's dynamic catalogs
+and an Alluxio master's usage), so the real Kubernetes adapter stays thin and the in-memory and
+directory targets can stand in for it (DESIGN.md "Choices already made").
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ APPLIED_HASH_ANNOTATION = "lakeplane.io/applied-hash"
 
 class TargetError(Exception):
     """The target refused or failed an operation; the agent backs off and retries."""
+
+
+class CatalogStatementError(Exception):
+    """A Trino coordinator refused or could not be reached for a catalog statement. It concerns
+    one cluster only: the agent reports that cluster's catalogs as failed or pending and goes on."""
+
+
+# Workloads whose readiness counts replicas; a Job is ready once it succeeded.
+REPLICATED_KINDS = ("Deployment", "StatefulSet")
 
 
 @dataclass(frozen=True, order=True)
@@ -55,6 +65,15 @@ class Readiness:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class CacheUsage:
+    """An Alluxio cache's usage as its master reports it: counts only."""
+
+    bytes_used: int
+    bytes_capacity: int
+    hit_ratio: float | None = None
+
+
 def content_hash(obj: KubeObject) -> str:
     """Hash of an object's desired content, ignoring the hash annotation itself."""
     clean = json.loads(json.dumps(obj))
@@ -86,4 +105,16 @@ class Target(Protocol):
         """Delete an object; an object that is already gone is not an error."""
 
     def readiness(self, ref: ObjectRef) -> Readiness:
-        """Whether the object exists and, for workloads, how many replicas are ready."""
+        """Whether the object exists and, for workloads, how many replicas are ready (a Job is
+        ready once it completed)."""
+
+    def run_catalog_statements(
+        self, cluster_id: str, coordinator_service: str, statements: Sequence[str]
+    ) -> None:
+        """Run ``CREATE``/``DROP CATALOG`` statements, in order, on a Trino cluster's coordinator
+        (reached as the Service ``coordinator_service``); raises ``CatalogStatementError``.
+        Statements carry ``${ENV:…}`` references, never secret values."""
+
+    def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
+        """Usage reported by an Alluxio master's web endpoint; None when it cannot be read (the
+        agent then reports capacity from the spec and zero use)."""

@@ -18,6 +18,9 @@ import yaml
 
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
+    REPLICATED_KINDS,
+    CacheUsage,
+    CatalogStatementError,
     KubeObject,
     ManagedObject,
     ObjectRef,
@@ -27,6 +30,8 @@ from computeplane_agent.targets.base import (
 )
 
 CLUSTER_SCOPED_DIR = "_cluster"
+# Trino catalog statements the agent would run, one file per cluster (not YAML: never an object).
+STATEMENTS_DIR = "_catalog-statements"
 
 
 class DirectoryTarget:
@@ -105,5 +110,24 @@ class DirectoryTarget:
         error = self._validation_error(obj)
         if error:
             return Readiness(True, False, message=error)
-        desired = int(obj.get("spec", {}).get("replicas", 1)) if ref.kind == "Deployment" else 0
+        replicated = ref.kind in REPLICATED_KINDS
+        desired = int(obj.get("spec", {}).get("replicas", 1)) if replicated else 0
         return Readiness(True, True, desired, desired)
+
+    def statements_path(self, cluster_id: str) -> Path:
+        return self.root / STATEMENTS_DIR / f"{cluster_id}.sql"
+
+    def run_catalog_statements(
+        self, cluster_id: str, coordinator_service: str, statements: Sequence[str]
+    ) -> None:
+        """Append the statements to the cluster's file: the sandbox shows what would run."""
+        path = self.statements_path(cluster_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as handle:
+                handle.writelines(f"{statement};\n" for statement in statements)
+        except OSError as exc:
+            raise CatalogStatementError(f"cannot write {path}: {exc}") from exc
+
+    def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
+        return None  # no Alluxio runs here: the agent reports capacity from the spec

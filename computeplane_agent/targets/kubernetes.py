@@ -8,6 +8,8 @@ the kind — no per-kind generated method needed.
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,9 @@ from kubernetes.client.exceptions import ApiException
 from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
+    REPLICATED_KINDS,
+    CacheUsage,
+    CatalogStatementError,
     KubeObject,
     ManagedObject,
     ObjectRef,
@@ -49,6 +54,9 @@ KINDS: dict[str, Kind] = {
     "ServiceAccount": Kind("v1", "serviceaccounts"),
     "Namespace": Kind("v1", "namespaces", namespaced=False),
     "Deployment": Kind("apps/v1", "deployments"),
+    "StatefulSet": Kind("apps/v1", "statefulsets"),
+    "Job": Kind("batch/v1", "jobs"),
+    "CronJob": Kind("batch/v1", "cronjobs"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "Role": Kind("rbac.authorization.k8s.io/v1", "roles"),
@@ -59,7 +67,22 @@ KINDS: dict[str, Kind] = {
     ),
 }
 # What the loop renders and may prune; the agent's own install objects are never pruned by it.
-PRUNABLE_KINDS = ("Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy")
+PRUNABLE_KINDS = (
+    "Deployment",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+)
+TRINO_PORT = 8080
+TRINO_USER = "lakeplane-agent"
+# A CREATE/DROP CATALOG finishes in a few polls; the bound only stops a coordinator that never
+# answers "finished" from holding the loop.
+MAX_STATEMENT_POLLS = 600
 
 
 def object_path(ref: ObjectRef) -> str:
@@ -181,7 +204,9 @@ class KubernetesTarget:
             return Readiness(exists=False, ready=False)
         if status != 200 or not isinstance(payload, dict):
             raise TargetError(f"get {ref} answered {status}")
-        if ref.kind != "Deployment":
+        if ref.kind == "Job":
+            return _job_readiness(payload)
+        if ref.kind not in REPLICATED_KINDS:
             return Readiness(exists=True, ready=True)
         spec, state = payload.get("spec", {}), payload.get("status", {})
         desired = int(spec.get("replicas", 1))
@@ -189,7 +214,90 @@ class KubernetesTarget:
         updated = int(state.get("updatedReplicas", 0))
         observed = state.get("observedGeneration", 0) >= payload["metadata"].get("generation", 0)
         is_ready = observed and ready >= desired and updated >= desired
+        if ref.kind == "StatefulSet" and state.get("updateRevision"):
+            is_ready = is_ready and state.get("currentRevision") == state.get("updateRevision")
         return Readiness(True, is_ready, min(ready, desired), desired)
+
+    def run_catalog_statements(
+        self, cluster_id: str, coordinator_service: str, statements: Sequence[str]
+    ) -> None:
+        base = f"http://{coordinator_service}.{WORKLOAD_NAMESPACE}.svc:{TRINO_PORT}"
+        for statement in statements:
+            self._run_statement(base, statement)
+
+    def _http_json(self, request: urllib.request.Request) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:  # noqa: S310 - in-cluster http
+                payload = json.loads(response.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise CatalogStatementError(f"{request.full_url}: {exc}") from None
+        return payload if isinstance(payload, dict) else {}
+
+    def _run_statement(self, base: str, statement: str) -> None:
+        """Trino's client protocol: POST the statement, then follow ``nextUri`` until the query
+        has no next page; an ``error`` in any page fails it."""
+        headers = {"X-Trino-User": TRINO_USER, "Content-Type": "text/plain"}
+        request = urllib.request.Request(  # noqa: S310 - the coordinator's in-cluster URL
+            f"{base}/v1/statement", data=statement.encode(), headers=headers, method="POST"
+        )
+        page = self._http_json(request)
+        for _ in range(MAX_STATEMENT_POLLS):
+            error = page.get("error")
+            if isinstance(error, dict):
+                raise CatalogStatementError(str(error.get("message", "statement failed"))[:500])
+            next_uri = page.get("nextUri")
+            if not isinstance(next_uri, str):
+                return
+            page = self._http_json(
+                urllib.request.Request(next_uri, headers={"X-Trino-User": TRINO_USER})  # noqa: S310
+            )
+        raise CatalogStatementError("the coordinator did not finish the statement")
+
+    def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
+        """Capacity and use from ``/api/v1/master/info``; the hit ratio from the cluster-wide
+        read counters of ``/api/v1/master/metrics`` (bytes served by workers over all bytes read).
+        None when the master cannot be reached — usage is informative, never a failure."""
+        try:
+            info = self._http_json(urllib.request.Request(f"{master_url}/api/v1/master/info"))  # noqa: S310
+            capacity = info.get("capacity") or {}
+            used, total = int(capacity.get("used", 0)), int(capacity.get("total", 0))
+        except (CatalogStatementError, TypeError, ValueError):
+            return None
+        hit_ratio = None
+        try:
+            metrics = self._http_json(
+                urllib.request.Request(f"{master_url}/api/v1/master/metrics")  # noqa: S310
+            )
+            cached = sum(
+                _metric(metrics, k) for k in ("Cluster.BytesReadLocal", "Cluster.BytesReadRemote")
+            )
+            ufs = _metric(metrics, "Cluster.BytesReadUfsAll")
+            if cached + ufs > 0:
+                hit_ratio = cached / (cached + ufs)
+        except CatalogStatementError:
+            pass
+        return CacheUsage(max(used, 0), max(total, 0), hit_ratio)
+
+
+def _metric(metrics: dict[str, Any], name: str) -> float:
+    value = metrics.get(name)
+    if isinstance(value, dict):
+        value = value.get("value", 0)
+    try:
+        return max(float(value or 0), 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _job_readiness(payload: dict[str, Any]) -> Readiness:
+    state = payload.get("status", {})
+    if int(state.get("succeeded", 0) or 0) >= 1:
+        return Readiness(True, True)
+    for condition in state.get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            reason = condition.get("reason") or "Failed"
+            return Readiness(True, False, message=f"job failed: {reason}")
+    return Readiness(True, False)
 
 
 __all__ = ["AGENT_NAMESPACE", "KubernetesTarget", "load_api_client", "object_path"]

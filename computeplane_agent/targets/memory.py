@@ -7,6 +7,9 @@ from collections.abc import Sequence
 
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
+    REPLICATED_KINDS,
+    CacheUsage,
+    CatalogStatementError,
     KubeObject,
     ManagedObject,
     ObjectRef,
@@ -29,6 +32,11 @@ class MemoryTarget:
         # start); every other Deployment is ready as soon as it is applied.
         self.unready: dict[ObjectRef, int] = {}
         self.fail_next: int = 0
+        # Trino catalog statements per cluster, in the order they ran; clusters named in
+        # ``refuse_statements`` answer with an error instead.
+        self.statements: dict[str, list[str]] = {}
+        self.refuse_statements: set[str] = set()
+        self.usage: dict[str, CacheUsage] = {}  # cache id -> what its master reports
 
     def _maybe_fail(self) -> None:
         if self.fail_next:
@@ -60,8 +68,20 @@ class MemoryTarget:
         obj = self.objects.get(ref)
         if obj is None:
             return Readiness(exists=False, ready=False)
-        if ref.kind != "Deployment":
+        if ref.kind == "Job":
+            return Readiness(True, ref not in self.unready)
+        if ref.kind not in REPLICATED_KINDS:
             return Readiness(exists=True, ready=True)
         desired = int(obj["spec"].get("replicas", 1))
         ready = min(desired, self.unready.get(ref, desired))
         return Readiness(True, ready == desired, ready, desired)
+
+    def run_catalog_statements(
+        self, cluster_id: str, coordinator_service: str, statements: Sequence[str]
+    ) -> None:
+        if cluster_id in self.refuse_statements:
+            raise CatalogStatementError("coordinator refused the statement")
+        self.statements.setdefault(cluster_id, []).extend(statements)
+
+    def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
+        return self.usage.get(cache_id)
