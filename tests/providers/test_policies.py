@@ -292,3 +292,27 @@ def test_terraform_fmt_check_passes(tmp_path: Path) -> None:
             env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_metastore_databases_are_granted_but_their_passwords_are_not() -> None:
+    for action in [
+        "rds:CreateDBInstance",
+        "rds:CreateDBSubnetGroup",
+        "rds:DescribeDBInstances",
+        "rds:DeleteDBInstance",
+        "rds:CreateDBSnapshot",
+        "secretsmanager:CreateSecret",
+    ]:
+        assert grants(action), f"{action} is missing"
+    (create_secret,) = grants("secretsmanager:CreateSecret")
+    # Only RDS may create secrets through the role, and only its own (rds!…).
+    assert create_secret["Resource"] == "arn:aws:secretsmanager:*:*:secret:rds!*"
+    assert create_secret["Condition"] == {
+        "ForAnyValue:StringEquals": {"aws:CalledVia": "rds.amazonaws.com"}
+    }
+    for read in ("secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"):
+        assert grants(read) == [], f"the control plane's role may not call {read}"
+    (create,) = grants("rds:CreateDBInstance")
+    assert create["Condition"]["StringEquals"] == {
+        f"aws:RequestTag/{policies.MANAGED_TAG_KEY}": policies.MANAGED_TAG_VALUE
+    }

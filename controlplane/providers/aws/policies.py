@@ -12,9 +12,10 @@ The trust policy and the permissions policy are built here, once. From them come
 
 Least privilege, in words: Lakeplane may read the shape of the account (EC2/EKS describes), create
 networking, EKS clusters and node groups, IAM roles and instance profiles under the ``/lakeplane/``
-path, and S3 buckets named ``lakeplane-…``; it may change or delete only what carries the tag
-``lakeplane:managed-by=lakeplane``; it can read no customer data (no object reads outside its own
-buckets, no secret values, no Glue or Athena data).
+path, S3 buckets named ``lakeplane-…`` and the RDS PostgreSQL databases of managed metastores
+(whose master passwords RDS keeps in Secrets Manager); it may change or delete only what carries
+the tag ``lakeplane:managed-by=lakeplane``; it can read no customer data (no object reads outside
+its own buckets, no secret values, no Glue or Athena data).
 """
 
 from __future__ import annotations
@@ -303,6 +304,73 @@ def permissions_policy() -> PolicyDocument:
                 "Action": ["s3:DeleteBucket", "s3:DeleteObject", "s3:DeleteObjectVersion"],
                 "Resource": [_LAKEPLANE_BUCKETS, f"{_LAKEPLANE_BUCKETS}/*"],
                 "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                # The PostgreSQL databases of managed Hive metastores.
+                "Sid": "DescribeRds",
+                "Effect": "Allow",
+                "Action": [
+                    "rds:DescribeDBInstances",
+                    "rds:DescribeDBSubnetGroups",
+                    "rds:DescribeDBSnapshots",
+                    "rds:ListTagsForResource",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "CreateTaggedRds",
+                "Effect": "Allow",
+                "Action": [
+                    "rds:CreateDBInstance",
+                    "rds:CreateDBSubnetGroup",
+                    "rds:AddTagsToResource",
+                ],
+                "Resource": "*",
+                "Condition": _MANAGED_ON_CREATE,
+            },
+            {
+                "Sid": "ChangeAndDeleteManagedRds",
+                "Effect": "Allow",
+                "Action": [
+                    "rds:ModifyDBInstance",
+                    "rds:ModifyDBSubnetGroup",
+                    "rds:DeleteDBInstance",
+                    "rds:DeleteDBSubnetGroup",
+                ],
+                "Resource": "*",
+                "Condition": _MANAGED_RESOURCE,
+            },
+            {
+                # The final snapshot a deleted metastore's database leaves (named lakeplane-…).
+                "Sid": "FinalSnapshotsOfManagedRds",
+                "Effect": "Allow",
+                "Action": "rds:CreateDBSnapshot",
+                "Resource": [
+                    f"arn:aws:rds:*:*:db:{NAME_PREFIX}*",
+                    f"arn:aws:rds:*:*:snapshot:{NAME_PREFIX}*",
+                ],
+            },
+            {
+                "Sid": "RdsServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "arn:aws:iam::*:role/aws-service-role/*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": "rds.amazonaws.com"}},
+            },
+            {
+                # ManageMasterUserPassword: RDS creates and rotates the master password's secret
+                # on the caller's behalf, so the caller needs these, but only through RDS
+                # (aws:CalledVia) and only on RDS's own secrets (rds!…). Never GetSecretValue:
+                # the password stays in the account; the agent's role reads it inside the VPC.
+                "Sid": "RdsManagedMasterPasswordSecrets",
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:TagResource",
+                    "secretsmanager:RotateSecret",
+                ],
+                "Resource": "arn:aws:secretsmanager:*:*:secret:rds!*",
+                "Condition": {"ForAnyValue:StringEquals": {"aws:CalledVia": "rds.amazonaws.com"}},
             },
             {
                 # EKS secrets encryption with the customer's KMS key: the creator of the
