@@ -208,3 +208,46 @@ def test_a_cache_outlives_the_cluster_that_reads_through_it(
     )
     run(op, cache_agent)
     assert owner.client.get(url(owner, f"/{cache_id}")).json()["clusters"] == [second["id"]]
+
+
+def test_a_node_group_name_held_by_someone_else_fails_the_cache(
+    owner, sandbox, ready_plane, cache_agent
+):
+    plane = ready_plane
+    data, op = accepted(owner.client.post(url(owner), body(plane), format="json"))
+    cache = Cache.objects.get(pk=data["id"])
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    eks.create_nodegroup(
+        clusterName=plane.resources["eks_cluster_name"],
+        nodegroupName=f"{cache.node_group}-workers",
+        nodeRole=plane.resources["node_role_arn"],
+        subnets=plane.resources["private_subnet_ids"],
+        tags={"owner": "someone-else"},
+    )
+    driven = drive(op, cache_agent)
+    assert driven.operation.status == "failed"
+    assert driven.operation.error_code == "resource_conflict"
+    cache.refresh_from_db()
+    assert cache.status == "failed"
+    # Its delete leaves the stranger's node group alone.
+    _, op = accepted(owner.client.delete(url(owner, f"/{cache.id}")))
+    assert drive(op, cache_agent).operation.status == "succeeded"
+    assert eks.describe_nodegroup(
+        clusterName=plane.resources["eks_cluster_name"], nodegroupName=f"{cache.node_group}-workers"
+    )["nodegroup"]["tags"] == {"owner": "someone-else"}
+
+
+def test_a_delete_the_agent_never_confirms_removes_the_node_group_after_bounded_polls(
+    owner, sandbox, ready_plane, cache_agent
+):
+    from controlplane.caching.workflows import DELETE_WAIT_POLLS
+
+    data, op = accepted(owner.client.post(url(owner), body(ready_plane), format="json"))
+    run(op, cache_agent)
+    _, op = accepted(owner.client.delete(url(owner, f"/{data['id']}")))
+    driven = drive(op, None, max_deliveries=DELETE_WAIT_POLLS + 10)  # the agent is gone
+    assert driven.operation.status == "succeeded"
+    assert driven.waits == DELETE_WAIT_POLLS - 1
+    assert "did not confirm" in driven.operation.steps.get(name="wait_for_agent").detail
+    assert node_groups(sandbox, ready_plane, data["id"]) == {}
+    assert Cache.objects.get(pk=data["id"]).status == "deleted"
