@@ -12,24 +12,24 @@ from controlplane.core.api.serializers import OperationRefSerializer
 NAME_RE = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 
 
-class WorkersSerializer(serializers.Serializer[Any]):
+class CacheWorkersSerializer(serializers.Serializer[Any]):
     desired = serializers.IntegerField()
     ready = serializers.IntegerField()
 
 
-class UsageSerializer(serializers.Serializer[Any]):
+class CacheUsageSerializer(serializers.Serializer[Any]):
     bytes_used = serializers.IntegerField()
     bytes_capacity = serializers.IntegerField()
     hit_ratio = serializers.FloatField(allow_null=True)
     observed_at = serializers.DateTimeField(allow_null=True)
 
 
-class MountSerializer(serializers.Serializer[Any]):
+class CacheMountSerializer(serializers.Serializer[Any]):
     path = serializers.CharField(max_length=1024)
     uri = serializers.CharField(max_length=1024)
 
 
-class PolicySerializer(serializers.Serializer[Any]):
+class CachePolicySerializer(serializers.Serializer[Any]):
     """One policy: ``{"type": "preload", "path", "schedule"?}``, ``{"type": "pin", "path"}``,
     ``{"type": "ttl", "path", "seconds"}`` or ``{"type": "write_back"}``."""
 
@@ -44,7 +44,7 @@ class CacheSerializer(serializers.ModelSerializer[Cache]):
     operation = OperationRefSerializer(read_only=True, allow_null=True)
     workers = serializers.SerializerMethodField()
     master = serializers.SerializerMethodField()
-    mounts = MountSerializer(many=True, read_only=True)
+    mounts = CacheMountSerializer(many=True, read_only=True)
     policies = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
     clusters = serializers.SerializerMethodField()
@@ -73,7 +73,7 @@ class CacheSerializer(serializers.ModelSerializer[Cache]):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(WorkersSerializer)
+    @extend_schema_field(CacheWorkersSerializer)
     def get_workers(self, cache: Cache) -> dict[str, int]:
         return {"desired": cache.workers, "ready": cache.workers_ready}
 
@@ -81,11 +81,11 @@ class CacheSerializer(serializers.ModelSerializer[Cache]):
     def get_master(self, cache: Cache) -> dict[str, bool]:
         return {"ready": cache.master_ready}
 
-    @extend_schema_field(PolicySerializer(many=True))
+    @extend_schema_field(CachePolicySerializer(many=True))
     def get_policies(self, cache: Cache) -> list[dict[str, Any]]:
         return policies_as_list(cache.policies)
 
-    @extend_schema_field(UsageSerializer)
+    @extend_schema_field(CacheUsageSerializer)
     def get_usage(self, cache: Cache) -> dict[str, Any]:
         return {
             "bytes_used": cache.bytes_used,
@@ -122,7 +122,7 @@ class CacheCreateSerializer(serializers.Serializer[Any]):
     medium = serializers.CharField(max_length=16)
     worker_instance_type = serializers.CharField(required=False, allow_blank=True, max_length=32)
     size_gb_per_worker = serializers.IntegerField()
-    mounts = MountSerializer(many=True)
+    mounts = CacheMountSerializer(many=True)
     policies = serializers.ListField(child=serializers.DictField(), default=list, max_length=1000)
 
 
@@ -131,7 +131,7 @@ class CacheUpdateSerializer(serializers.Serializer[Any]):
     version = serializers.CharField(required=False, max_length=32)
     workers = serializers.IntegerField(required=False)
     size_gb_per_worker = serializers.IntegerField(required=False)
-    mounts = MountSerializer(many=True, required=False)
+    mounts = CacheMountSerializer(many=True, required=False)
     policies = serializers.ListField(child=serializers.DictField(), required=False, max_length=1000)
     # Fixed for a cache's life; accepted here so the services answer 422 with the reason.
     medium = serializers.CharField(required=False)
