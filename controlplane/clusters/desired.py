@@ -10,6 +10,8 @@ from django.db import transaction
 
 from computeplane_agent import contract
 from controlplane.agentapi.services import publish_desired_state
+from controlplane.caching.desired import cache_specs
+from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane
 
@@ -18,7 +20,7 @@ GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
 STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED)
 
 
-def cluster_spec(cluster: Cluster) -> contract.ClusterSpec:
+def cluster_spec(cluster: Cluster, catalog_ids: list[str] | None = None) -> contract.ClusterSpec:
     return contract.ClusterSpec(
         id=cluster.id,
         name=cluster.name,
@@ -34,6 +36,8 @@ def cluster_spec(cluster: Cluster) -> contract.ClusterSpec:
             max_replicas=max(cluster.workers_max, 1),
         ),
         node_group=cluster.node_group,
+        catalogs=catalog_ids or [],
+        cache=cluster.cache_id,
     )
 
 
@@ -43,11 +47,24 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         .exclude(status__in=GONE)
         .order_by("id")
     )
+    catalogs, mounted = plane_catalogs(plane)
+    caches = cache_specs(plane)
+    served = {c.id for c in caches}
+    specs = [cluster_spec(c, mounted.get(c.id)) for c in clusters]
+    # A cache is only ever attached while it serves; should one be on its way out anyway, the
+    # cluster reads storage directly rather than the whole document being refused.
+    specs = [
+        s if s.cache in served or s.cache is None else s.model_copy(update={"cache": None})
+        for s in specs
+    ]
     return contract.DesiredState(
         compute_plane_id=plane.id,
         version=0,  # publish_desired_state assigns the next version
         vpc_cidr=plane.vpc_cidr,
-        clusters=[cluster_spec(c) for c in clusters],
+        clusters=specs,
+        metastores=metastore_specs(plane),
+        catalogs=catalogs,
+        caches=caches,
     )
 
 

@@ -7,14 +7,18 @@ new status with a :class:`ClusterEvent`, starts the operation that makes it real
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
 
-from computeplane_agent import contract
+from computeplane_agent import connectors, contract
 from computeplane_agent.instance_types import UnknownInstanceType, instance_type
-from computeplane_agent.versions import DEFAULT_VERSIONS, UnsupportedVersion, release
+from computeplane_agent.versions import DEFAULT_VERSIONS, Engine, UnsupportedVersion, release
+from controlplane.caching.services import resolve_cache
+from controlplane.catalogs.models import Catalog
+from controlplane.catalogs.services import resolve_catalogs, set_cluster_catalogs
+from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
 from controlplane.core import audit, workflows
@@ -48,6 +52,47 @@ class ClusterRequest:
     workers_max: int | None = None
     spot: bool = False
     auto_suspend_minutes: int | None = None
+    catalog_ids: tuple[str, ...] = ()
+    cache_id: str | None = None
+
+
+def engine_errors(engine: str, catalogs: list[Catalog]) -> list[str]:
+    """Why some of ``catalogs`` cannot be mounted on an ``engine`` cluster (empty when all can).
+
+    Catalogs store engine-neutral keys; a key the engine has no property for (the connector
+    registry says which) would make the agent refuse the whole desired state, so it is refused
+    here, at attach time, with the names.
+    """
+    kind = cast(Engine, engine)
+    title = connectors.ENGINE_TITLES[kind]
+    problems = []
+    for catalog in catalogs:
+        connector = connectors.CONNECTORS.get(catalog.connector)
+        if connector is None:
+            problems.append(f"{catalog.name} uses an unknown connector {catalog.connector!r}.")
+            continue
+        missing = [
+            key
+            for key in [*catalog.properties, *catalog.secrets]
+            if (prop := connector.property(key)) is None or prop.engine_name(kind) is None
+        ]
+        if missing:
+            problems.append(
+                f"{catalog.name} ({catalog.id}) sets {', '.join(sorted(missing))}, which "
+                f"{title} does not have."
+            )
+    return problems
+
+
+def _attach(cluster: Cluster, catalog_ids: tuple[str, ...] | list[str] | None) -> bool:
+    """Mount exactly ``catalog_ids`` on ``cluster`` (None: leave as is); True if that changed."""
+    if catalog_ids is None:
+        return False
+    catalogs = resolve_catalogs(cluster.organization, list(catalog_ids))
+    problems = engine_errors(cluster.engine, catalogs)
+    if problems:
+        raise InvalidInput("Some catalogs do not fit this engine.", errors={"catalogs": problems})
+    return set_cluster_catalogs(cluster, catalogs)
 
 
 def _check_bounds(count: int, low: int, high: int, errors: dict[str, list[str]]) -> None:
@@ -159,7 +204,11 @@ def create_cluster(
             workers_max=high,
             spot=request.spot,
             auto_suspend_minutes=request.auto_suspend_minutes,
+            cache=(
+                resolve_cache(organization, request.cache_id, plane) if request.cache_id else None
+            ),
         )
+        _attach(cluster, request.catalog_ids)
         operation = _start(actor, cluster, CREATE_KIND, ClusterStatus.PROVISIONING, "created")
     return cluster, operation
 
@@ -178,11 +227,21 @@ def _locked(cluster: Cluster, *allowed: str, action: str) -> Cluster:
 
 
 def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -> Cluster:
-    """Name, auto-suspend and the worker bounds change in place (no cloud change)."""
+    """Name, auto-suspend, the worker bounds, catalogs and cache change in place (no cloud
+    change). New catalogs or another cache reach the agent at once: Trino mounts catalogs
+    without a restart, PrestoDB rolls its pods (drain-aware)."""
+    changes = dict(changes)
+    catalog_ids = changes.pop("catalog_ids", None)
+    cache_given = "cache_id" in changes
+    cache_id = changes.pop("cache_id", None)
     with transaction.atomic():
-        locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
-        if locked.status == ClusterStatus.DELETED:
-            raise Conflict("The cluster is deleted.")
+        locked = (
+            Cluster.objects.select_for_update(of=("self",))
+            .select_related("organization", "compute_plane")
+            .get(pk=cluster.pk)
+        )
+        if locked.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
+            raise Conflict(f"The cluster is {locked.status}.")
         name = changes.get("name")
         if (
             name
@@ -203,13 +262,24 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
             raise InvalidInput("The change cannot be applied.", errors=errors)
         for key, value in changes.items():
             setattr(locked, key, value)
+        republish = _attach(locked, catalog_ids)
+        if cache_given and cache_id != locked.cache_id:
+            locked.cache = (
+                resolve_cache(locked.organization, cache_id, locked.compute_plane)
+                if cache_id
+                else None
+            )
+            republish = True
         locked.save()
+        if republish:
+            desired.publish_plane(locked.compute_plane)
+        changed = sorted(changes) + (["catalogs"] if catalog_ids is not None else [])
         audit.record(
             actor=actor,
             organization=locked.organization,
             action="cluster.updated",
             target=locked,
-            data={"changed": sorted(changes)},
+            data={"changed": changed + (["cache"] if cache_given else [])},
         )
     return locked
 

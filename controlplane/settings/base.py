@@ -150,6 +150,10 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "controlplane.core.models.StepStatus",
         "CloudAccountStatusEnum": "controlplane.cloudaccounts.models.CloudAccountStatus",
         "RoleEnum": "controlplane.core.roles.Role",
+        "ComputePlaneStatusEnum": "controlplane.computeplanes.models.ComputePlaneStatus",
+        "ClusterStatusEnum": "controlplane.clusters.models.ClusterStatus",
+        "MetastoreStatusEnum": "controlplane.catalogs.models.MetastoreStatus",
+        "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # Swagger UI's assets come from drf-spectacular-sidecar as static files, not a CDN, so

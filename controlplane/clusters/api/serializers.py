@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from computeplane_agent.contract import WORKLOAD_NAMESPACE
+from computeplane_agent.contract import MAX_CATALOGS_PER_CLUSTER, WORKLOAD_NAMESPACE
 from computeplane_agent.render.cluster import resource_prefix
 from computeplane_agent.render.engines import HTTP_PORT
 from controlplane.clusters.models import Cluster, Engine
@@ -13,6 +13,9 @@ from controlplane.core.api.serializers import OperationRefSerializer
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 MAX_WORKERS = 1000
+CATALOG_ID_RE = r"^cat_[0-9a-z]{1,40}$"
+CACHE_ID_RE = r"^cache_[0-9a-z]{1,40}$"
+MAX_CATALOGS = MAX_CATALOGS_PER_CLUSTER
 
 
 class WorkersSerializer(serializers.Serializer[Any]):
@@ -85,11 +88,12 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_catalogs(self, cluster: Cluster) -> list[str]:
-        return []  # catalogs arrive with issue 6
+        # The viewset prefetches attachments; ordered by attach time.
+        return [a.catalog_id for a in cluster.catalog_attachments.all()]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_cache(self, cluster: Cluster) -> str | None:
-        return None
+        return str(cluster.cache_id) if cluster.cache_id else None
 
 
 class CoordinatorInput(serializers.Serializer[Any]):
@@ -114,12 +118,9 @@ class ClusterCreateSerializer(serializers.Serializer[Any]):
     coordinator = CoordinatorInput()
     workers = WorkersInput()
     catalogs = serializers.ListField(
-        child=serializers.CharField(),
-        default=list,
-        max_length=0,
-        help_text="Catalog ids (issue 6); empty for now.",
+        child=serializers.RegexField(CATALOG_ID_RE), default=list, max_length=MAX_CATALOGS
     )
-    cache = serializers.CharField(required=False, allow_null=True, default=None, max_length=0)
+    cache = serializers.RegexField(CACHE_ID_RE, required=False, allow_null=True, default=None)
     auto_suspend_minutes = serializers.IntegerField(
         required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
     )
@@ -132,6 +133,15 @@ class ClusterUpdateSerializer(serializers.Serializer[Any]):
     )
     min_count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
     max_count = serializers.IntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    catalogs = serializers.ListField(
+        child=serializers.RegexField(CATALOG_ID_RE),
+        required=False,
+        max_length=MAX_CATALOGS,
+        help_text="The catalog ids the cluster mounts (replaces the list).",
+    )
+    cache = serializers.RegexField(
+        CACHE_ID_RE, required=False, allow_null=True, help_text="A cache id, or null to detach."
+    )
 
 
 class ResizeSerializer(serializers.Serializer[Any]):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from controlplane.catalogs.models import CatalogAttachment
 from controlplane.clusters import services
 from controlplane.clusters.api import serializers as s
 from controlplane.clusters.models import Cluster
@@ -20,7 +22,9 @@ from controlplane.core.viewsets import OrgScopedViewSet
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
-    queryset = Cluster.objects.select_related("operation")
+    queryset = Cluster.objects.select_related("operation").prefetch_related(
+        Prefetch("catalog_attachments", queryset=CatalogAttachment.objects.order_by("id"))
+    )
     serializer_class = s.ClusterSerializer
 
     def _accepted(self, cluster: Cluster, operation: Operation) -> Response:
@@ -57,6 +61,8 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
                 workers_max=workers.get("max_count"),
                 spot=workers["spot"],
                 auto_suspend_minutes=data.get("auto_suspend_minutes"),
+                catalog_ids=tuple(data["catalogs"]),
+                cache_id=data.get("cache"),
             ),
         )
         return self._accepted(cluster, operation)
@@ -66,7 +72,12 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         cluster = self.get_object()
         body = s.ClusterUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        renames = {"min_count": "workers_min", "max_count": "workers_max"}
+        renames = {
+            "min_count": "workers_min",
+            "max_count": "workers_max",
+            "catalogs": "catalog_ids",
+            "cache": "cache_id",
+        }
         changes = {renames.get(k, k): v for k, v in body.validated_data.items()}
         cluster = services.update_cluster(actor=self.actor, cluster=cluster, changes=changes)
         return Response(s.ClusterSerializer(cluster).data)
