@@ -6,6 +6,7 @@ moto keeps one set of backends per account id and picks the account from the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ def create_customer_role(
     tenant_tag: str = "",
     region: str = "us-east-1",
 ) -> CustomerRole:
-    """Create the onboarding CloudFormation stack (from policies.py) in a customer account."""
+    """Create the onboarding CloudFormation stack (from policies.py) in a customer account: the
+    access role and the ``lakeplane-agent-secrets`` policy compute planes' agents get."""
     account_id = account_id or new_account_id()
     cfn = admin_client(endpoint_url, "cloudformation", account_id, region)
     template = policies.cloudformation_template(vendor_principal)
@@ -85,6 +87,20 @@ def create_customer_role(
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     return CustomerRole(account_id, outputs["RoleArn"], stack_name)
+
+
+def create_agent_secrets_policy(endpoint_url: str, account_id: str) -> str:
+    """The onboarding stack's ``lakeplane-agent-secrets`` policy alone, for tests that build a
+    compute plane without the stack; returns its ARN (an existing one is kept)."""
+    iam = admin_client(endpoint_url, "iam", account_id)
+    arn = policies.agent_secrets_policy_arn(account_id)
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_policy(
+            PolicyName=policies.AGENT_SECRETS_POLICY_NAME,
+            Path=policies.MANAGED_IAM_PATH,
+            PolicyDocument=json.dumps(policies.agent_secrets_policy(account_id)),
+        )
+    return arn
 
 
 def create_role_with_trust(

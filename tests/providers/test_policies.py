@@ -111,12 +111,21 @@ def test_iam_is_limited_to_lakeplane_paths_and_passrole_is_scoped() -> None:
         f"arn:aws:iam::*:role{policies.MANAGED_IAM_PATH}{policies.NAME_PREFIX}*"
     ]
     assert "iam:PassedToService" in pass_role["Condition"]["StringEquals"]
-    # No inline policies: they could grant anything. Only listed AWS-managed EKS policies attach.
+    # No inline policies: they could grant anything. Only the AWS-managed EKS policies and the
+    # customer's own agent-secrets policy attach.
     assert grants("iam:PutRolePolicy") == []
     (attach,) = grants("iam:AttachRolePolicy")
-    assert set(attach["Condition"]["ArnEquals"]["iam:PolicyARN"]) == set(
-        policies.EKS_MANAGED_POLICY_ARNS
-    )
+    assert attach["Condition"] == {
+        "ArnEquals": {
+            "iam:PolicyARN": [
+                "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+                "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+                "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+                "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+                "arn:aws:iam::*:policy/lakeplane/lakeplane-agent-secrets",
+            ]
+        }
+    }
 
 
 def test_s3_is_limited_to_lakeplane_buckets() -> None:
@@ -241,7 +250,10 @@ def test_terraform_module_interface_matches_what_the_control_plane_hands_out() -
         vendor_principal=VENDOR, external_id=generate_external_id(), tenant_tag="acme"
     )
     assert declared == set(handed_out)
-    assert {name for block in module["output"] for name in block} == {"role_arn"}
+    assert {name for block in module["output"] for name in block} == {
+        "role_arn",
+        "agent_secrets_policy_arn",
+    }
     (role_block,) = [b["aws_iam_role"] for b in module["resource"] if "aws_iam_role" in b]
     assert role_block["lakeplane"]["path"] == policies.ACCESS_ROLE_PATH
     assert role_block["lakeplane"]["max_session_duration"] == policies.SESSION_DURATION_SECONDS
@@ -316,3 +328,91 @@ def test_metastore_databases_are_granted_but_their_passwords_are_not() -> None:
     assert create["Condition"]["StringEquals"] == {
         f"aws:RequestTag/{policies.MANAGED_TAG_KEY}": policies.MANAGED_TAG_VALUE
     }
+
+
+# --- the agent's secrets policy: created by the customer's stack, attached to agent roles ------
+
+ACCOUNT = "210987654321"
+
+
+def test_agent_secrets_policy_grants_only_secret_reads_in_the_account() -> None:
+    document = policies.agent_secrets_policy(ACCOUNT)
+    granted = {
+        action: statement
+        for statement in statements(document)
+        for action in as_list(statement["Action"])
+    }
+    assert all(s["Effect"] == "Allow" for s in statements(document))
+    assert set(granted) == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "kms:Decrypt",
+    }
+    read = granted["secretsmanager:GetSecretValue"]
+    assert read["Resource"] == f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:*"
+    assert "Condition" not in read
+    decrypt = granted["kms:Decrypt"]
+    assert decrypt["Resource"] == f"arn:aws:kms:*:{ACCOUNT}:key/*"
+    assert decrypt["Condition"] == {
+        "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}
+    }
+
+
+def test_cloudformation_template_creates_the_agent_secrets_policy() -> None:
+    template = policies.cloudformation_template(VENDOR)
+    policy = template["Resources"]["LakeplaneAgentSecretsPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    properties = policy["Properties"]
+    assert properties["ManagedPolicyName"] == "lakeplane-agent-secrets"
+    assert properties["Path"] == "/lakeplane/"
+    # The stack fills in its own account: substituting it gives the policy for that account.
+    rendered = json.loads(
+        json.dumps(properties["PolicyDocument"]).replace("${AWS::AccountId}", ACCOUNT)
+    )
+    for statement in rendered["Statement"]:
+        statement["Resource"] = statement["Resource"]["Fn::Sub"]
+    assert rendered == policies.agent_secrets_policy(ACCOUNT)
+    assert template["Outputs"]["AgentSecretsPolicyArn"]["Value"] == {
+        "Ref": "LakeplaneAgentSecretsPolicy"
+    }
+    # The control plane's own role still cannot read a secret value.
+    role_policy = template["Resources"]["LakeplaneRole"]["Properties"]["Policies"][0]
+    assert "secretsmanager:GetSecretValue" not in json.dumps(role_policy)
+
+
+def test_terraform_module_creates_the_agent_secrets_policy() -> None:
+    rendered = (
+        (MODULE / policies.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE)
+        .read_text()
+        .replace("${account_id}", ACCOUNT)
+    )
+    assert json.loads(rendered) == policies.agent_secrets_policy(ACCOUNT)
+    module = _load_module()
+    (policy_block,) = [b["aws_iam_policy"] for b in module["resource"] if "aws_iam_policy" in b]
+    assert policy_block["agent_secrets"]["name"] == "lakeplane-agent-secrets"
+    assert policy_block["agent_secrets"]["path"] == "/lakeplane/"
+    assert policies.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE in policy_block["agent_secrets"]["policy"]
+    # The role's own policy file, read by the module as is, grants no secret read either.
+    permissions = json.loads((MODULE / policies.TERRAFORM_PERMISSIONS_FILE).read_text())
+    assert "secretsmanager:GetSecretValue" not in json.dumps(permissions)
+
+
+def test_agent_secrets_policy_arn_matches_the_attach_condition() -> None:
+    arn = policies.agent_secrets_policy_arn(ACCOUNT)
+    assert arn == f"arn:aws:iam::{ACCOUNT}:policy/lakeplane/lakeplane-agent-secrets"
+    (attach,) = grants("iam:AttachRolePolicy")
+    # ArnEquals matches each ARN field with wildcards, as IAM does.
+    matching = [
+        pattern
+        for pattern in attach["Condition"]["ArnEquals"]["iam:PolicyARN"]
+        if all(
+            fnmatch.fnmatchcase(part, want)
+            for part, want in zip(arn.split(":", 5), pattern.split(":", 5), strict=True)
+        )
+    ]
+    assert matching == ["arn:aws:iam::*:policy/lakeplane/lakeplane-agent-secrets"]
+    other = f"arn:aws:iam::{ACCOUNT}:policy/lakeplane/lakeplane-admin"
+    assert not any(
+        fnmatch.fnmatchcase(other, pattern)
+        for pattern in attach["Condition"]["ArnEquals"]["iam:PolicyARN"]
+    )

@@ -8,14 +8,18 @@ The trust policy and the permissions policy are built here, once. From them come
   :func:`write_terraform_policy_files` (``python -m controlplane.providers.aws.policies``) and a
   test fails when they drift — plus the per-account module call and tfvars
   (:func:`terraform_module_call`, :func:`terraform_tfvars`),
-* the raw JSON policies (:func:`trust_policy`, :func:`permissions_policy`).
+* the raw JSON policies (:func:`trust_policy`, :func:`permissions_policy`),
+* the customer-managed policy ``lakeplane-agent-secrets`` (:func:`agent_secrets_policy`) that
+  both onboarding artifacts create and the compute plane's agent role gets attached: the
+  agent, inside the customer's VPC, reads the secrets catalogs name; the control plane never can.
 
 Least privilege, in words: Lakeplane may read the shape of the account (EC2/EKS describes), create
 networking, EKS clusters and node groups, IAM roles and instance profiles under the ``/lakeplane/``
 path, S3 buckets named ``lakeplane-…`` and the RDS PostgreSQL databases of managed metastores
 (whose master passwords RDS keeps in Secrets Manager); it may change or delete only what carries
 the tag ``lakeplane:managed-by=lakeplane``; it can read no customer data (no object reads outside
-its own buckets, no secret values, no Glue or Athena data).
+its own buckets, no secret values, no Glue or Athena data). The only policies it may attach are
+the AWS-managed EKS ones and the customer's own ``lakeplane-agent-secrets``.
 """
 
 from __future__ import annotations
@@ -43,10 +47,14 @@ MANAGED_IAM_PATH: Final = "/lakeplane/"
 # can never be used by Lakeplane to edit or delete its own access role.
 ACCESS_ROLE_PATH: Final = "/lakeplane-access/"
 ACCESS_POLICY_NAME: Final = "lakeplane-control-plane"
+# Created by the customer's onboarding stack (so the customer owns and may narrow it), attached
+# by Lakeplane to each compute plane's agent role.
+AGENT_SECRETS_POLICY_NAME: Final = "lakeplane-agent-secrets"
 SESSION_DURATION_SECONDS: Final = 3600
 TERRAFORM_MODULE_DIR: Final = "infra/modules/customer-role"
 TERRAFORM_PERMISSIONS_FILE: Final = "permissions-policy.json"
 TERRAFORM_TRUST_TEMPLATE_FILE: Final = "trust-policy.json.tftpl"
+TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE: Final = "agent-secrets-policy.json.tftpl"
 CLOUDFORMATION_CONSOLE: Final = "https://console.aws.amazon.com/cloudformation/home"
 
 _MANAGED_ON_CREATE: Final = {
@@ -60,13 +68,24 @@ _MANAGED_INSTANCE_PROFILES: Final = (
     f"arn:aws:iam::*:instance-profile{MANAGED_IAM_PATH}{NAME_PREFIX}*"
 )
 _LAKEPLANE_BUCKETS: Final = f"arn:aws:s3:::{NAME_PREFIX}*"
-# AWS-managed policies an EKS cluster and its nodes need; no other policy may be attached.
+# AWS-managed policies an EKS cluster and its nodes need.
 EKS_MANAGED_POLICY_ARNS: Final = (
     "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
+
+
+def agent_secrets_policy_arn(account_id: str) -> str:
+    """The ARN of the customer's ``lakeplane-agent-secrets`` policy in ``account_id``."""
+    return f"arn:aws:iam::{account_id}:policy{MANAGED_IAM_PATH}{AGENT_SECRETS_POLICY_NAME}"
+
+
+# Every policy the customer role may attach, and no other. The agent-secrets policy's account is
+# a wildcard only because the policy is identical for every tenant: IAM attaches customer-managed
+# policies of the role's own account only, so this names exactly the customer's one policy.
+ATTACHABLE_POLICY_ARNS: Final = (*EKS_MANAGED_POLICY_ARNS, agent_secrets_policy_arn("*"))
 
 # EC2 resources created during provisioning; each create must carry the managed tag.
 _EC2_CREATE_ACTIONS: Final = (
@@ -220,11 +239,13 @@ def permissions_policy() -> PolicyDocument:
                 "Condition": _MANAGED_ON_CREATE,
             },
             {
-                "Sid": "AttachOnlyEksPolicies",
+                # The EKS policies and the customer's own agent-secrets policy; never an inline
+                # policy (no iam:PutRolePolicy), so Lakeplane cannot grant itself anything.
+                "Sid": "AttachOnlyListedPolicies",
                 "Effect": "Allow",
                 "Action": "iam:AttachRolePolicy",
                 "Resource": _MANAGED_ROLES,
-                "Condition": {"ArnEquals": {"iam:PolicyARN": list(EKS_MANAGED_POLICY_ARNS)}},
+                "Condition": {"ArnEquals": {"iam:PolicyARN": list(ATTACHABLE_POLICY_ARNS)}},
             },
             {
                 "Sid": "ChangeAndDeleteManagedIam",
@@ -391,6 +412,39 @@ def permissions_policy() -> PolicyDocument:
     }
 
 
+def agent_secrets_policy(account_id: str, *, substitute: bool = False) -> PolicyDocument:
+    """What a compute plane's agent role may read: the account's secrets, nothing else.
+
+    ``account_id`` may be a template variable; ``substitute`` wraps each ARN in CloudFormation's
+    ``Fn::Sub`` so ``${AWS::AccountId}`` is filled in by the stack.
+    """
+
+    def arn(text: str) -> JsonValue:
+        return {"Fn::Sub": text} if substitute else text
+
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                # Customers may narrow this (e.g. to secret:lakeplane/* and secret:rds!*);
+                # catalogs can then only name secrets within it (docs/cloud-accounts.md).
+                "Sid": "ReadSecretsForCatalogs",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": arn(f"arn:aws:secretsmanager:*:{account_id}:secret:*"),
+            },
+            {
+                # Secrets encrypted with a customer key: decrypt only on Secrets Manager's behalf.
+                "Sid": "DecryptThroughSecretsManager",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": arn(f"arn:aws:kms:*:{account_id}:key/*"),
+                "Condition": {"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}},
+            },
+        ],
+    }
+
+
 def render_json(document: Mapping[str, Any]) -> str:
     """Policies and templates as customers see them: stable key order, two-space indent."""
     return json.dumps(document, indent=2) + "\n"
@@ -420,7 +474,8 @@ def cloudformation_template(
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Lakeplane cross-account role: lets Lakeplane build and run compute planes "
-        "in this account. Requires the external ID; grants no read of your data.",
+        "in this account. Requires the external ID; grants no read of your data. Also the "
+        "policy your compute planes' agents read catalog secrets with, inside your VPC.",
         "Parameters": {
             "ExternalId": external_id_parameter,
             "TenantTag": {
@@ -447,13 +502,27 @@ def cloudformation_template(
                         {"Key": TENANT_TAG_KEY, "Value": {"Ref": "TenantTag"}},
                     ],
                 },
-            }
+            },
+            "LakeplaneAgentSecretsPolicy": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {
+                    "ManagedPolicyName": AGENT_SECRETS_POLICY_NAME,
+                    "Path": MANAGED_IAM_PATH,
+                    "Description": "Lets Lakeplane compute-plane agents (inside your VPC) read "
+                    "the secrets your catalogs name. Narrow the Resource to limit which.",
+                    "PolicyDocument": agent_secrets_policy("${AWS::AccountId}", substitute=True),
+                },
+            },
         },
         "Outputs": {
             "RoleArn": {
                 "Description": "Paste this into Lakeplane to verify the cloud account.",
                 "Value": {"Fn::GetAtt": ["LakeplaneRole", "Arn"]},
-            }
+            },
+            "AgentSecretsPolicyArn": {
+                "Description": "Attached by Lakeplane to each compute plane's agent role.",
+                "Value": {"Ref": "LakeplaneAgentSecretsPolicy"},
+            },
         },
     }
 
@@ -475,6 +544,7 @@ def quick_create_url(
 # (ARN and [A-Za-z0-9] shapes), so substitution cannot break the JSON.
 _TF_VENDOR_PRINCIPAL: Final = "${vendor_principal}"
 _TF_EXTERNAL_ID: Final = "${external_id}"
+_TF_ACCOUNT_ID: Final = "${account_id}"
 
 
 def terraform_policy_files() -> dict[str, str]:
@@ -484,6 +554,7 @@ def terraform_policy_files() -> dict[str, str]:
         TERRAFORM_TRUST_TEMPLATE_FILE: render_json(
             trust_policy(_TF_VENDOR_PRINCIPAL, _TF_EXTERNAL_ID)
         ),
+        TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE: render_json(agent_secrets_policy(_TF_ACCOUNT_ID)),
     }
 
 

@@ -23,3 +23,16 @@ resource "aws_iam_role_policy" "lakeplane" {
   role   = aws_iam_role.lakeplane.id
   policy = file("${path.module}/permissions-policy.json")
 }
+
+# Created and owned by you; Lakeplane attaches it to each compute plane's agent role so the agent,
+# inside your VPC, reads the secrets your catalogs name. Narrow its Resource to limit which.
+data "aws_caller_identity" "current" {}
+
+resource "aws_iam_policy" "agent_secrets" {
+  name        = "lakeplane-agent-secrets"
+  path        = "/lakeplane/"
+  description = "Lets Lakeplane compute-plane agents (inside your VPC) read the secrets your catalogs name."
+  policy = templatefile("${path.module}/agent-secrets-policy.json.tftpl", {
+    account_id = data.aws_caller_identity.current.account_id
+  })
+}

@@ -28,7 +28,7 @@ from controlplane.providers.aws.reconcilers.base import (
     WaitFor,
 )
 from controlplane.providers.aws.reconcilers.platform import PLATFORM_RECONCILERS
-from controlplane.sandbox.customers import admin_client
+from controlplane.sandbox.customers import admin_client, create_agent_secrets_policy
 from controlplane.sandbox.pytest_plugin import Sandbox
 
 IAM = iam.reconciler
@@ -67,6 +67,10 @@ class Account:
         self.sandbox = sandbox
         self.clients: Callable[[str], Any] = lambda service: admin_client(
             sandbox.endpoint_url, service, sandbox.account_id
+        )
+        # What the customer's onboarding stack creates besides the role: the agent's policy.
+        self.agent_secrets_policy_arn = create_agent_secrets_policy(
+            sandbox.endpoint_url, sandbox.account_id
         )
         self._network: dict[str, Any] | None = None
 
@@ -297,7 +301,8 @@ def test_iam_roles_are_pathed_named_attached_and_recorded(account: Account) -> N
     expected = {
         "cluster_role_arn": ("eks-cluster", "eks.amazonaws.com", set(iam.CLUSTER_POLICIES)),
         "node_role_arn": ("eks-node", "ec2.amazonaws.com", set(iam.NODE_POLICIES)),
-        "agent_role_arn": ("agent", "pods.eks.amazonaws.com", set()),
+        # The agent reads catalog secrets with the customer's own policy, and with nothing else.
+        "agent_role_arn": ("agent", "pods.eks.amazonaws.com", {account.agent_secrets_policy_arn}),
     }
     for key, (suffix, service, attached) in expected.items():
         name = owner.resource_name(suffix)
@@ -310,7 +315,6 @@ def test_iam_roles_are_pathed_named_attached_and_recorded(account: Account) -> N
         assert trust["Statement"][0]["Principal"] == {"Service": service}
         policies_now = client.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
         assert {p["PolicyArn"] for p in policies_now} == attached
-        assert attached <= set(policies.EKS_MANAGED_POLICY_ARNS)
     profile = client.get_instance_profile(InstanceProfileName=owner.resource_name("eks-node"))
     assert ctx.state["node_instance_profile_arn"] == profile["InstanceProfile"]["Arn"]
     assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == [
@@ -350,6 +354,82 @@ def test_iam_reattaches_a_detached_policy(account: Account) -> None:
     start = account.seq()
     IAM.ensure(ctx)
     assert account.mutating_since(start) == ["iam:AttachRolePolicy"]
+
+
+def test_iam_agent_role_holds_the_customers_secrets_policy_in_its_own_account(
+    account: Account,
+) -> None:
+    owner = new_owner()
+    ctx = account.ctx(owner)
+    IAM.ensure(ctx)
+    assert account.agent_secrets_policy_arn == (
+        f"arn:aws:iam::{account.sandbox.account_id}:policy/lakeplane/lakeplane-agent-secrets"
+    )
+    client = account.clients("iam")
+    (attached,) = client.list_attached_role_policies(RoleName=owner.resource_name("agent"))[
+        "AttachedPolicies"
+    ]
+    assert attached["PolicyArn"] == account.agent_secrets_policy_arn
+    # Converged: a second ensure makes no change at all.
+    start = account.seq()
+    IAM.ensure(ctx)
+    assert account.mutating_since(start) == []
+    # Detached by hand: the plan says so and ensure puts it back with one attach.
+    client.detach_role_policy(
+        RoleName=owner.resource_name("agent"), PolicyArn=account.agent_secrets_policy_arn
+    )
+    (agent_plan,) = [a for a in IAM.plan(ctx) if a.name == owner.resource_name("agent")]
+    assert (agent_plan.action, agent_plan.detail) == (
+        "update",
+        f"attach {account.agent_secrets_policy_arn}",
+    )
+    start = account.seq()
+    IAM.ensure(ctx)
+    assert account.mutating_since(start) == ["iam:AttachRolePolicy"]
+
+
+def test_iam_without_the_agent_secrets_policy_asks_to_update_the_access_stack(
+    account: Account,
+) -> None:
+    # An account onboarded before the policy existed.
+    account.clients("iam").delete_policy(PolicyArn=account.agent_secrets_policy_arn)
+    owner = new_owner()
+    with pytest.raises(ReconcileError) as failure:
+        IAM.ensure(account.ctx(owner))
+    assert failure.value.code == "permission_missing"
+    assert account.agent_secrets_policy_arn in failure.value.message
+    assert "Update the Lakeplane access stack from the latest onboarding template" in (
+        failure.value.message
+    )
+    # Nothing was silently skipped: once the customer updates the stack, ensure converges.
+    create_agent_secrets_policy(account.sandbox.endpoint_url, account.sandbox.account_id)
+    ctx = account.ctx(owner)
+    IAM.ensure(ctx)
+    attached = account.clients("iam").list_attached_role_policies(
+        RoleName=owner.resource_name("agent")
+    )["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [account.agent_secrets_policy_arn]
+
+
+def test_iam_when_the_role_may_not_attach_the_policy_asks_to_update_the_access_stack(
+    account: Account,
+) -> None:
+    owner = new_owner()
+    ctx = account.ctx(owner)
+    IAM.ensure(ctx)
+    account.clients("iam").detach_role_policy(
+        RoleName=owner.resource_name("agent"), PolicyArn=account.agent_secrets_policy_arn
+    )
+    # A stack from before this policy: the role's attach condition refuses it (AccessDenied).
+    account.sandbox.control.add_fault(
+        "access_denied", service="iam", action="AttachRolePolicy", count=1
+    )
+    with pytest.raises(ReconcileError) as failure:
+        IAM.ensure(ctx)
+    assert failure.value.code == "permission_missing"
+    assert "Update the Lakeplane access stack from the latest onboarding template" in (
+        failure.value.message
+    )
 
 
 # --- EKS ---------------------------------------------------------------------------------------

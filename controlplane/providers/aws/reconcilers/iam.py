@@ -5,8 +5,9 @@ name is the lookup key: there is no tag search in IAM, and ``EntityAlreadyExists
 response simply means "look again". Everything lives under the ``/lakeplane/`` path, the only
 path the customer role's policy lets Lakeplane create, change or delete roles on (its own access
 role lives on ``/lakeplane-access/`` so these grants can never touch it). Only the AWS-managed
-policies EKS needs are attached — the customer role may attach nothing else and may not write
-inline policies.
+policies EKS needs, and for the agent the customer's own ``lakeplane-agent-secrets`` policy
+(created by their onboarding stack), are attached — the customer role may attach nothing else
+and may not write inline policies.
 
 State: ``cluster_role_arn``, ``node_role_arn``, ``node_instance_profile_arn``, ``agent_role_arn``.
 """
@@ -20,7 +21,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from controlplane.providers.aws.policies import MANAGED_IAM_PATH
+from controlplane.providers.aws.policies import (
+    AGENT_SECRETS_POLICY_NAME,
+    MANAGED_IAM_PATH,
+    agent_secrets_policy_arn,
+)
 from controlplane.providers.aws.reconcilers.awscall import aws_call
 from controlplane.providers.aws.reconcilers.base import (
     PlannedAction,
@@ -59,6 +64,15 @@ class RoleSpec:
     tag_session: bool = False
     # Also an instance profile of the same name, recorded under this key.
     instance_profile_key: str | None = None
+    # Whether the customer's lakeplane-agent-secrets policy (in the role's account) is attached.
+    agent_secrets: bool = False
+
+    def policy_arns(self, role_arn: str) -> set[str]:
+        """The policies this role must hold; customer-managed ones live in the role's account."""
+        arns = set(self.policies)
+        if self.agent_secrets:
+            arns.add(agent_secrets_policy_arn(role_arn.split(":")[4]))
+        return arns
 
 
 ROLES = (
@@ -79,7 +93,8 @@ ROLES = (
         instance_profile_key="node_instance_profile_arn",
     ),
     # The agent runs in the cluster and gets its credentials through EKS Pod Identity, which
-    # needs no OIDC provider (the cluster does not exist yet when this step runs).
+    # needs no OIDC provider (the cluster does not exist yet when this step runs). It reads the
+    # secrets catalogs name, inside the VPC, with the customer's agent-secrets policy.
     RoleSpec(
         "agent",
         "agent_role_arn",
@@ -87,6 +102,7 @@ ROLES = (
         (),
         "Lakeplane: the compute-plane agent",
         tag_session=True,
+        agent_secrets=True,
     ),
 )
 
@@ -126,6 +142,16 @@ def _attached(iam: Any, name: str) -> set[str]:
     return arns
 
 
+def _missing_agent_secrets_policy(arn: str) -> ReconcileError:
+    return ReconcileError(
+        "permission_missing",
+        f"The IAM policy {arn} ({AGENT_SECRETS_POLICY_NAME}), which lets the compute plane's "
+        "agent read the secrets your catalogs name, does not exist in this account or the "
+        "Lakeplane role may not attach it. Update the Lakeplane access stack from the latest "
+        "onboarding template (CloudFormation or Terraform), then retry.",
+    )
+
+
 def _conflict(ctx: ReconcileContext, kind: str, name: str) -> ReconcileError:
     return ReconcileError(
         "resource_conflict",
@@ -153,7 +179,7 @@ class IamReconciler:
                     PlannedAction("create", "iam:role", name, "conflict: name taken, not ours")
                 )
             else:
-                missing = set(role.policies) - _attached(iam, name)
+                missing = role.policy_arns(found["Arn"]) - _attached(iam, name)
                 verb: PlanVerb = "update" if missing else "none"
                 detail = f"attach {', '.join(sorted(missing))}" if missing else ""
                 actions.append(PlannedAction(verb, "iam:role", name, detail))
@@ -204,10 +230,23 @@ class IamReconciler:
         if not created and not ctx.owner.owns(found.get("Tags")):
             raise _conflict(ctx, "role", name)
         ctx.remember(role.state_key, found["Arn"])
-        missing = set(role.policies) - (_attached(iam, name) if role.policies else set())
+        wanted = role.policy_arns(found["Arn"])
+        missing = wanted - (_attached(iam, name) if wanted else set())
+        secrets_arn = agent_secrets_policy_arn(found["Arn"].split(":")[4])
         for arn in sorted(missing):
-            # Attaching an attached policy is a no-op in IAM, so a retried attach is harmless.
-            aws_call("iam:AttachRolePolicy", iam.attach_role_policy, RoleName=name, PolicyArn=arn)
+            try:
+                # Attaching an attached policy is a no-op in IAM, so a retried attach is harmless.
+                aws_call(
+                    "iam:AttachRolePolicy",
+                    iam.attach_role_policy,
+                    # An account onboarded before the policy existed: no policy (NoSuchEntity),
+                    # or a role whose attach condition predates it (AccessDenied).
+                    tolerate={"NoSuchEntity", "AccessDenied"} if arn == secrets_arn else (),
+                    RoleName=name,
+                    PolicyArn=arn,
+                )
+            except ClientError:
+                raise _missing_agent_secrets_policy(arn) from None
         return created
 
     def _ensure_instance_profile(self, ctx: ReconcileContext, iam: Any, role: RoleSpec) -> int:
