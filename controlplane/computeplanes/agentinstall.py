@@ -6,7 +6,9 @@ the Celery task that started it and the terminal's Ctrl-C; ``runlakeplane`` stop
 them (``manage.py localagents``). Everything it owns lives under
 ``LAKEPLANE_LOCAL_AGENTS_DIR/<plane id>/``: ``manifests/`` (the directory target's root),
 ``credential.json`` (written by the agent after registering), ``agent.pid`` and ``agent.log``.
-The one-time bootstrap token is handed over in the process's environment only.
+The one-time bootstrap token is handed over in the process's environment only. Its AWS identity
+is the plane's agent role, never the control plane's: ``aws-config``/``aws-credentials`` there
+make boto3's default chain assume that role in the emulator (see :func:`sandbox_aws_environment`).
 
 EKS (``LAKEPLANE_AGENT_MODE=eks``): the agent's own install manifests
 (``computeplane_agent.install.install_manifests``) are server-side applied to the plane's EKS
@@ -71,6 +73,48 @@ def manifests_dir(plane_id: str) -> Path:
     return agent_dir(plane_id) / "manifests"
 
 
+AGENT_AWS_PROFILE = "lakeplane-agent"
+AGENT_AWS_SOURCE_PROFILE = "lakeplane-agent-source"
+
+
+def sandbox_aws_environment(
+    directory: Path, *, endpoint_url: str, region: str, agent_role_arn: str
+) -> dict[str, str]:
+    """Write the agent's AWS config files into ``directory``; return the environment using them.
+
+    As on EKS, where Pod Identity hands the agent its role: the profile assumes the plane's
+    agent role from the emulator's Pod Identity key, and boto3 refreshes the role's
+    credentials by itself before they expire.
+    """
+    from controlplane.sandbox.customers import POD_IDENTITY_ACCESS_KEY_ID
+
+    config = directory / "aws-config"
+    credentials = directory / "aws-credentials"
+    config.write_text(
+        f"[profile {AGENT_AWS_PROFILE}]\n"
+        f"role_arn = {agent_role_arn}\n"
+        f"source_profile = {AGENT_AWS_SOURCE_PROFILE}\n"
+        f"region = {region}\n\n"
+        f"[profile {AGENT_AWS_SOURCE_PROFILE}]\n"
+        f"region = {region}\n"
+    )
+    credentials.write_text(
+        f"[{AGENT_AWS_SOURCE_PROFILE}]\n"
+        f"aws_access_key_id = {POD_IDENTITY_ACCESS_KEY_ID}\n"
+        # The emulator ignores the secret; it stands for Pod Identity's own credentials.
+        "aws_secret_access_key = sandbox-pod-identity\n"
+    )
+    credentials.chmod(0o600)
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        "AWS_PROFILE": AGENT_AWS_PROFILE,
+    }
+
+
 def _is_agent(pid: int) -> bool:
     """True if ``pid`` is a live (not zombie) agent process — guards against pid reuse."""
     # Reap it if it is our own child that exited (eager tests, a re-run in the same worker).
@@ -126,6 +170,27 @@ def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
             "LAKEPLANE_POLL_SECONDS": str(settings.LAKEPLANE_AGENT_MAX_WAIT_SECONDS),
         }
     )
+    agent_role_arn = (plane.resources or {}).get("agent_role_arn")
+    if settings.AWS_ENDPOINT_URL and agent_role_arn:
+        env.update(
+            sandbox_aws_environment(
+                base,
+                endpoint_url=str(settings.AWS_ENDPOINT_URL),
+                region=plane.region,
+                agent_role_arn=agent_role_arn,
+            )
+        )
+    else:
+        # No role yet: catalogs with secrets fail to resolve, visibly, rather than the agent
+        # falling back on whatever AWS identity the host has (~/.aws, instance metadata).
+        env.update(
+            {
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
+        logger.warning("the local agent of %s starts without an AWS identity", plane.pk)
     if bootstrap_token:
         env["LAKEPLANE_BOOTSTRAP_TOKEN"] = bootstrap_token
     with (base / "agent.log").open("ab") as log:

@@ -20,6 +20,11 @@ from controlplane.providers.aws import policies
 # moto's default account: requests signed with the sandbox's dummy keys act as the vendor.
 VENDOR_ACCOUNT_ID = "123456789012"
 VENDOR_PRINCIPAL = f"arn:aws:iam::{VENDOR_ACCOUNT_ID}:root"
+# The sandbox's stand-in for EKS Pod Identity: requests signed with this key act as the
+# pods.eks.amazonaws.com service principal (the emulator's layer), which may only assume roles
+# whose trust policy names that service — a compute plane's agent role — and call nothing else.
+POD_IDENTITY_ACCESS_KEY_ID = "LAKEPLANEPODIDENTITY"
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 
 
 def new_account_id() -> str:

@@ -9,8 +9,11 @@ These are emulator aids for tests and benchmarks, not product code (docs/sandbox
   holds the call for ``seconds`` (or until the fault is cleared) and then applies it: a call
   "in flight" long enough for a test to kill the worker that sent it.
 * **Trust** — ``sts:AssumeRole`` is refused unless the role's trust policy allows the caller with
-  the request's external ID (moto itself accepts any AssumeRole). Temporary credentials are
-  refused once expired, against a clock tests can move with ``POST /_lakeplane/clock``.
+  the request's external ID (moto itself accepts any AssumeRole). Requests signed with the
+  Pod Identity key (``customers.POD_IDENTITY_ACCESS_KEY_ID``) act as ``pods.eks.amazonaws.com``:
+  they may assume roles that trust that service (agent roles) and do nothing else. Temporary
+  credentials are refused once expired, against a clock tests can move with
+  ``POST /_lakeplane/clock``.
 * **Call log** — every attempt that reached the emulator, per account, with service, action,
   whether it mutates, and its outcome: ``GET /_lakeplane/calls?account=…``.
 """
@@ -39,6 +42,8 @@ from moto.iam.models import get_account_id_from
 from werkzeug.wsgi import get_input_stream
 
 from controlplane.sandbox import lifecycle, operations, trust
+from controlplane.sandbox.customers import POD_IDENTITY_ACCESS_KEY_ID as POD_IDENTITY_KEY
+from controlplane.sandbox.customers import POD_IDENTITY_SERVICE
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -422,8 +427,14 @@ class SandboxLayer:
         if expired:
             return refuse("expired", "The security token included in the request is expired")
 
+        service_caller = POD_IDENTITY_SERVICE if signed.access_key_id == POD_IDENTITY_KEY else None
+        if service_caller and not (signed.service == "sts" and action == "AssumeRole"):
+            # Pod Identity only hands out the role's credentials; it never calls AWS itself.
+            return refuse("access_denied", f"{service_caller} may only call sts:AssumeRole")
         if signed.service == "sts" and action == "AssumeRole":
-            caller = trust.Caller(account_id=account, arn=f"arn:aws:iam::{account}:root")
+            caller = trust.Caller(
+                account_id=account, arn=f"arn:aws:iam::{account}:root", service=service_caller
+            )
             decision = trust.check_assume_role(
                 form.get("RoleArn", ""), caller, form.get("ExternalId")
             )

@@ -40,6 +40,8 @@ class TrustDecision:
 class Caller:
     account_id: str
     arn: str
+    # A service principal (the sandbox's EKS Pod Identity), matched only by "Service" entries.
+    service: str | None = None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -51,6 +53,8 @@ def _principal_matches(principal: Any, caller: Caller) -> bool:
         return True
     if not isinstance(principal, Mapping):
         return False
+    if caller.service is not None:
+        return caller.service in _as_list(principal.get("Service", []))
     for entry in _as_list(principal.get("AWS", [])):
         if entry in ("*", caller.arn, caller.account_id):
             return True

@@ -92,6 +92,12 @@ def test_agent_registers_stays_single_and_is_stopped_by_delete(
     assert env["LAKEPLANE_DIRECTORY_ROOT"] == str(base / "manifests")
     assert "DATABASE_URL" not in env
     assert "SECRET_KEY" not in env
+    # Its AWS identity is the plane's agent role, assumed in the emulator; no keys of ours.
+    assert env["AWS_PROFILE"] == "lakeplane-agent"
+    assert env["AWS_CONFIG_FILE"] == str(base / "aws-config")
+    agent_role_arn = ComputePlane.objects.get(pk=plane_id).resources["agent_role_arn"]
+    assert f"role_arn = {agent_role_arn}\n" in (base / "aws-config").read_text()
+    assert "AWS_ACCESS_KEY_ID" not in env
     token = env["LAKEPLANE_BOOTSTRAP_TOKEN"]
     assert token.startswith(f"{BOOTSTRAP_SCHEME}_")
 
