@@ -17,6 +17,11 @@ KubeObject = dict[str, Any]
 AGENT_NAME = "lakeplane-agent"
 DEFAULT_IMAGE = f"ghcr.io/lakeplane/computeplane-agent:{__version__}"
 LABELS = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/part-of": "lakeplane"}
+# Every other node group is tainted for one cluster or cache; the compute plane's system node
+# group (controlplane/providers/aws/reconcilers/systemnodes.py) carries this label and no taint,
+# and Lakeplane's own pods (the agent, managed metastores) are pinned to it.
+SYSTEM_NODE_GROUP = "system"
+SYSTEM_NODE_SELECTOR = {"lakeplane.io/node-group": SYSTEM_NODE_GROUP}
 
 
 def _meta(name: str, namespace: str | None = AGENT_NAMESPACE) -> dict[str, Any]:
@@ -100,6 +105,7 @@ def install_manifests(
                     "metadata": {"labels": dict(LABELS)},
                     "spec": {
                         "serviceAccountName": AGENT_NAME,
+                        "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 10001,

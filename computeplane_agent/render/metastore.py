@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from computeplane_agent.contract import WORKLOAD_NAMESPACE, MetastoreSpec
+from computeplane_agent.install import SYSTEM_NODE_SELECTOR
 from computeplane_agent.render.objects import (
     CONTAINER_SECURITY,
     LABEL_COMPONENT,
@@ -153,6 +154,8 @@ class _MetastoreRenderer:
             "enableServiceLinks": False,
             "automountServiceAccountToken": False,
             "securityContext": POD_SECURITY,
+            # The only untainted nodes: the compute plane's system node group.
+            "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
             "containers": [container],
             "volumes": [{"name": "config", "configMap": {"name": f"{self.prefix}-config"}}],
         }

@@ -114,7 +114,8 @@ def test_metastore_runs_on_system_nodes_with_its_password_from_a_secret() -> Non
     service = objects[f"Service/{name}"]
     assert service["spec"]["ports"][0]["port"] == 9083
     pod = objects[f"Deployment/{name}"]["spec"]["template"]["spec"]
-    assert "nodeSelector" not in pod
+    # Cluster and cache node groups are tainted; the untainted system node group is labelled so.
+    assert pod["nodeSelector"] == {"lakeplane.io/node-group": "system"}
     assert "tolerations" not in pod
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["SERVICE_NAME"]["value"] == "metastore"
@@ -124,6 +125,7 @@ def test_metastore_runs_on_system_nodes_with_its_password_from_a_secret() -> Non
     assert "s3a://lp-plane-bucket/warehouse" in site
     job = next(o for k, o in objects.items() if k.startswith("Job/"))
     assert "-initOrUpgradeSchema" in job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert job["spec"]["template"]["spec"]["nodeSelector"] == {"lakeplane.io/node-group": "system"}
     policy = objects[f"NetworkPolicy/{name}"]["spec"]["ingress"][0]
     assert policy["ports"] == [{"protocol": "TCP", "port": 9083}]
     assert policy["from"][0]["podSelector"]["matchExpressions"][0]["key"] == "lakeplane.io/cluster"

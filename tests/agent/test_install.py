@@ -36,6 +36,22 @@ def test_rbac_is_limited_to_lakeplane_namespaces() -> None:
     assert secret["stringData"] == {"bootstrap-token": ""}
 
 
+def test_the_agent_runs_on_the_untainted_system_nodes_as_its_pod_identity_account() -> None:
+    objects = install_manifests(control_plane_url="https://cp.example.com")
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    # Every other node group is tainted; the system node group is labelled so and untainted.
+    assert pod["nodeSelector"] == {"lakeplane.io/node-group": "system"}
+    assert "tolerations" not in pod
+    # The Pod Identity association the platform creates names this namespace and account.
+    assert (deployment["metadata"]["namespace"], pod["serviceAccountName"]) == (
+        "lakeplane-system",
+        "lakeplane-agent",
+    )
+    committed = yaml.safe_load((BASE / "deployment-lakeplane-agent.yaml").read_text())
+    assert committed["spec"]["template"]["spec"]["nodeSelector"] == pod["nodeSelector"]
+
+
 def test_committed_kustomize_base_equals_the_generated_one() -> None:
     expected = kustomize_files()
     committed = {p.name: p.read_text() for p in BASE.glob("*.yaml")}
