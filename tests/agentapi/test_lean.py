@@ -109,3 +109,84 @@ def test_anything_unusual_is_answered_by_drf(agent: Agent, path: str) -> None:
     got = agent.client.get(path)
     assert got.status_code == 405
     assert got.headers["Allow"] == "POST, OPTIONS"
+
+
+def _presence_sent_at(agent: Agent):
+    from controlplane.agentapi.models import AgentPresence
+
+    return (
+        AgentPresence.objects.filter(compute_plane_id=agent.plane.pk)
+        .values_list("heartbeat_sent_at", flat=True)
+        .first()
+    )
+
+
+def test_on_postgresql_a_heartbeat_is_one_statement(agent: Agent) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement heartbeat is PostgreSQL's")
+    assert agent.client.post(HEARTBEAT, heartbeat_body(agent), format="json").status_code == 200
+    body = heartbeat_body(agent)
+    with CaptureQueriesContext(connection) as queries:
+        response = agent.client.post(HEARTBEAT, body, format="json")
+    assert response.status_code == 200
+    assert response.json()["credential"] is None
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"] != "SELECT 1"]
+    assert len(statements) == 1, statements
+    assert _presence_sent_at(agent).isoformat() == body["sent_at"]
+
+
+def test_a_revoked_credential_writes_nothing_and_gets_401(agent: Agent) -> None:
+    from controlplane.agentapi import services
+    from controlplane.core.audit import Actor
+
+    assert agent.client.post(HEARTBEAT, heartbeat_body(agent), format="json").status_code == 200
+    before = _presence_sent_at(agent)
+    services.revoke_agent_credentials(agent.plane, actor=Actor.system_actor("test"))
+    response = agent.client.post(HEARTBEAT, heartbeat_body(agent), format="json")
+    assert response.status_code == 401
+    assert _presence_sent_at(agent) == before
+
+
+def test_a_heartbeat_late_in_the_credentials_life_brings_a_new_one(agent: Agent, settings) -> None:
+    from datetime import timedelta
+
+    from controlplane.agentapi.models import AgentCredential
+
+    assert agent.client.post(HEARTBEAT, heartbeat_body(agent), format="json").status_code == 200
+    lifetime = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
+    AgentCredential.objects.filter(compute_plane_id=agent.plane.pk).update(
+        expires_at=timezone.now() + lifetime / 4
+    )
+    body = heartbeat_body(agent)
+    response = agent.client.post(HEARTBEAT, body, format="json")
+    assert response.status_code == 200
+    assert response.json()["credential"]["credential"] != agent.secret
+    assert _presence_sent_at(agent).isoformat() == body["sent_at"]
+
+
+def test_on_postgresql_a_status_report_is_one_statement_and_replays_stay_replays(
+    agent: Agent,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from controlplane.agentapi.models import ObservedState
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement status report is PostgreSQL's")
+    assert agent.client.post(HEARTBEAT, heartbeat_body(agent), format="json").status_code == 200
+    body = status_body(agent, uuid.uuid4().hex)
+    with CaptureQueriesContext(connection) as queries:
+        first = agent.client.post(STATUS, body, format="json")
+    assert first.status_code == 200
+    # One statement (the apps' listeners run on commit, which this test's transaction defers).
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"] != "SELECT 1"]
+    assert len(statements) == 1, statements
+    observed = ObservedState.objects.get(compute_plane_id=agent.plane.pk)
+    assert observed.document["report_id"] == body["report_id"]
+    replay = agent.client.post(STATUS, body, format="json")
+    assert replay.content == first.content
+    assert replay.headers["Lakeplane-Replayed"] == "true"

@@ -68,3 +68,24 @@ def test_an_agent_cannot_report_for_another_compute_planes_cluster(
     foreign.refresh_from_db()
     assert (foreign.observed_version, foreign.workers_ready, foreign.observed_phase) == (0, 0, "")
     assert Cluster.objects.filter(observed_version__gt=0).count() == 0
+
+
+@pytest.mark.parametrize("count", [2, 40])
+def test_storing_a_report_costs_the_same_queries_for_2_or_40_clusters(
+    count, django_assert_max_num_queries
+):
+    from computeplane_agent import contract
+    from controlplane.clusters.observed import on_status_reported
+
+    plane = ComputePlaneFactory()
+    clusters = [
+        ClusterFactory(organization=plane.organization, compute_plane=plane) for _ in range(count)
+    ]
+    body = report(register(plane), *((c, 3) for c in clusters))
+    parsed = contract.StatusReport.model_validate(body)
+    # SAVEPOINT + read + bulk UPDATE + UPDATE of unlisted clusters + RELEASE
+    with django_assert_max_num_queries(5):
+        on_status_reported(None, compute_plane_id=plane.id, report=parsed)
+    assert set(
+        Cluster.objects.filter(compute_plane=plane).values_list("workers_ready", "observed_phase")
+    ) == {(3, "running")}

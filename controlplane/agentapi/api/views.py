@@ -140,11 +140,22 @@ class HeartbeatView(AgentView):
     @staticmethod
     def answer(credential: AgentCredential, heartbeat: contract.Heartbeat) -> dict[str, Any]:
         services.record_heartbeat(credential, heartbeat)
-        body: dict[str, Any] = {
+        return HeartbeatView.rotation_answer(credential, heartbeat)
+
+    @staticmethod
+    def body(heartbeat: contract.Heartbeat) -> dict[str, Any]:
+        return {
             "agent_id": heartbeat.agent_id,
             "heartbeat_seconds": settings.LAKEPLANE_AGENT_HEARTBEAT_SECONDS,
             "credential": None,
         }
+
+    @staticmethod
+    def rotation_answer(
+        credential: AgentCredential, heartbeat: contract.Heartbeat
+    ) -> dict[str, Any]:
+        """The answer to a recorded heartbeat, with a new credential when rotation is due."""
+        body = HeartbeatView.body(heartbeat)
         rotated = services.rotate_if_due(credential)
         if rotated is not None:
             body["credential"] = rotated.as_contract().model_dump(mode="json")
@@ -225,18 +236,65 @@ _heartbeat_view = HeartbeatView.as_view()
 _status_view = StatusView.as_view()
 
 
+def _one_statement_heartbeat(request: HttpRequest) -> HttpResponse | None:
+    """PostgreSQL: authenticate and record in one statement; None → the checked path."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        beat = contract.Heartbeat.model_validate_json(request.body or b"{}")
+    except pydantic.ValidationError:
+        return None
+    recorded = services.fast_heartbeat(secret.strip(), beat)
+    if recorded is None:
+        return None
+    if recorded.rotation_due:
+        # Rare (the last third of a credential's life): the full answer, with the rotation.
+        try:
+            credential = services.authenticate_credential(secret.strip())
+        except services.AgentAuthError:
+            return None  # revoked in between: the full path answers 401 (recording is idempotent)
+        return _json_response(HeartbeatView.rotation_answer(credential, beat))
+    return _json_response(HeartbeatView.body(beat))
+
+
 @csrf_exempt
 def heartbeat(request: HttpRequest) -> HttpResponse:
-    checked = _checked(request, contract.Heartbeat) if _fast_path_applies(request) else None
+    if not _fast_path_applies(request):
+        return _heartbeat_view(request)
+    answered = _one_statement_heartbeat(request)
+    if answered is not None:
+        return answered
+    checked = _checked(request, contract.Heartbeat)
     if checked is None:
         return _heartbeat_view(request)
     credential, beat = checked
     return _json_response(HeartbeatView.answer(credential, beat))
 
 
+def _one_statement_status(request: HttpRequest) -> HttpResponse | None:
+    """PostgreSQL: authenticate and record in one statement; None → the checked path."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        report = contract.StatusReport.model_validate_json(request.body or b"{}")
+    except pydantic.ValidationError:
+        return None
+    outcome = services.fast_status(secret.strip(), report)
+    if outcome is None:
+        return None
+    return _json_response(outcome.result, _replay_headers(outcome))
+
+
 @csrf_exempt
 def status_report(request: HttpRequest) -> HttpResponse:
-    checked = _checked(request, contract.StatusReport) if _fast_path_applies(request) else None
+    if not _fast_path_applies(request):
+        return _status_view(request)
+    answered = _one_statement_status(request)
+    if answered is not None:
+        return answered
+    checked = _checked(request, contract.StatusReport)
     if checked is None:
         return _status_view(request)
     credential, report = checked
