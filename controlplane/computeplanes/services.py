@@ -14,7 +14,7 @@ from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
-from controlplane.core.errors import Conflict, InvalidInput
+from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.models import Operation
 from controlplane.tenancy.models import Organization
 
@@ -47,6 +47,22 @@ class ComputePlaneRequest:
     control_plane_logging: list[str]
     nat_mode: str = ""
     kms_key_arn: str = ""
+
+
+def live_compute_plane(organization: Organization, plane_id: str) -> ComputePlane:
+    """The organization's compute plane ``plane_id`` for a request body's ``compute_plane``.
+
+    Another organization's plane answers exactly like a missing one (404), with the field named.
+    """
+    plane = ComputePlane.objects.filter(
+        organization=organization, pk=plane_id, deleted_at__isnull=True
+    ).first()
+    if plane is None:
+        raise NotFound(
+            "No such compute plane.",
+            errors={"compute_plane": [f"No compute plane {plane_id} here."]},
+        )
+    return plane
 
 
 def validate_request(request: ComputePlaneRequest) -> None:

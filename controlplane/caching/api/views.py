@@ -14,8 +14,7 @@ from controlplane.caching import services
 from controlplane.caching.api import serializers as s
 from controlplane.caching.models import Cache
 from controlplane.clusters.models import Cluster
-from controlplane.computeplanes.models import ComputePlane
-from controlplane.core.errors import NotFound
+from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.models import Operation
 from controlplane.core.viewsets import OrgScopedViewSet
 
@@ -40,15 +39,7 @@ class CacheViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         body = s.CacheCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        # Another organization's compute plane answers exactly like a missing one.
-        plane = ComputePlane.objects.filter(
-            organization=self.organization, pk=data["compute_plane"], deleted_at__isnull=True
-        ).first()
-        if plane is None:
-            raise NotFound(
-                "No such compute plane.",
-                errors={"compute_plane": [f"No compute plane {data['compute_plane']} here."]},
-            )
+        plane = live_compute_plane(self.organization, data["compute_plane"])
         cache, operation = services.create_cache(
             actor=self.actor,
             organization=self.organization,

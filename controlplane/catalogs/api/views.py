@@ -15,7 +15,7 @@ from computeplane_agent.connectors import connector_schema
 from controlplane.catalogs import services
 from controlplane.catalogs.api import serializers as s
 from controlplane.catalogs.models import Catalog, CatalogAttachment, Metastore
-from controlplane.computeplanes.models import ComputePlane
+from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.errors import NotFound
 from controlplane.core.viewsets import OrgScopedViewSet
 
@@ -124,14 +124,7 @@ class MetastoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         body = s.MetastoreInput(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        plane = ComputePlane.objects.filter(
-            organization=self.organization, pk=data["compute_plane"], deleted_at__isnull=True
-        ).first()
-        if plane is None:
-            raise NotFound(
-                "No such compute plane.",
-                errors={"compute_plane": [f"No compute plane {data['compute_plane']} here."]},
-            )
+        plane = live_compute_plane(self.organization, data["compute_plane"])
         metastore, operation = services.create_metastore(
             actor=self.actor,
             organization=self.organization,

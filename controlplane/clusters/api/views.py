@@ -15,8 +15,7 @@ from controlplane.catalogs.models import CatalogAttachment
 from controlplane.clusters import services
 from controlplane.clusters.api import serializers as s
 from controlplane.clusters.models import Cluster
-from controlplane.computeplanes.models import ComputePlane
-from controlplane.core.errors import NotFound
+from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.models import Operation
 from controlplane.core.viewsets import OrgScopedViewSet
 
@@ -36,15 +35,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         body = s.ClusterCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        # Another organization's compute plane answers exactly like a missing one.
-        plane = ComputePlane.objects.filter(
-            organization=self.organization, pk=data["compute_plane"], deleted_at__isnull=True
-        ).first()
-        if plane is None:
-            raise NotFound(
-                "No such compute plane.",
-                errors={"compute_plane": [f"No compute plane {data['compute_plane']} here."]},
-            )
+        plane = live_compute_plane(self.organization, data["compute_plane"])
         workers = data["workers"]
         cluster, operation = services.create_cluster(
             actor=self.actor,
