@@ -14,6 +14,7 @@ These are emulator aids for tests and benchmarks, not product code (docs/sandbox
   they may assume roles that trust that service (agent roles) and do nothing else. Temporary
   credentials are refused once expired, against a clock tests can move with
   ``POST /_lakeplane/clock``.
+* **EKS add-ons and Pod Identity associations** — moto has neither; ``eksextras`` answers them.
 * **Call log** — every attempt that reached the emulator, per account, with service, action,
   whether it mutates, and its outcome: ``GET /_lakeplane/calls?account=…``.
 """
@@ -41,7 +42,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from
 from werkzeug.wsgi import get_input_stream
 
-from controlplane.sandbox import lifecycle, operations, trust
+from controlplane.sandbox import eksextras, lifecycle, operations, trust
 from controlplane.sandbox.customers import POD_IDENTITY_ACCESS_KEY_ID as POD_IDENTITY_KEY
 from controlplane.sandbox.customers import POD_IDENTITY_SERVICE
 
@@ -268,6 +269,7 @@ class SandboxLayer:
         # Temporary credentials issued through this layer: access key id -> (account, expiry).
         self._issued: dict[str, tuple[str, datetime]] = {}
         self.eks_hold = lifecycle.EksHold()
+        self.eks_extras = eksextras.EksExtras()
 
     # --- control API ------------------------------------------------------------------------
     def _clear_faults(self) -> None:
@@ -454,8 +456,19 @@ class SandboxLayer:
             captured["status"], captured["headers"] = status, headers
             return lambda _data: None
 
-        chunks = list(self.app(environ, capture))
-        payload = b"".join(chunks)
+        if signed.service == "eks" and action in eksextras.OPERATIONS:
+            # Add-ons and Pod Identity associations: moto has none; the layer answers them.
+            code, headers, payload = self.eks_extras.handle(
+                action,
+                account,
+                signed.region,
+                environ.get("PATH_INFO", "/"),
+                environ.get("QUERY_STRING", ""),
+                body,
+            )
+            captured["status"], captured["headers"] = f"{code} X", headers
+        else:
+            payload = b"".join(self.app(environ, capture))
         status_code = int(captured["status"].split()[0])
         if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
             payload = self._shift_expiration(payload)

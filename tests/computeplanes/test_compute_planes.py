@@ -76,6 +76,23 @@ def tagged_resources(sandbox, plane_id: str | None = None) -> dict[str, list[str
         for c in eks.list_clusters()["clusters"]
         if plane_id is None or plane_id.replace("_", "-") in c
     ]
+    # Inside the clusters: node groups (the system one), the Pod Identity add-on and association.
+    found["eks_node_groups"], found["eks_addons"], found["pod_identity_associations"] = [], [], []
+    for name in eks.list_clusters()["clusters"]:
+        for group in eks.list_nodegroups(clusterName=name)["nodegroups"]:
+            tags = eks.describe_nodegroup(clusterName=name, nodegroupName=group)["nodegroup"]
+            if _matches([{"Key": k, "Value": v} for k, v in tags["tags"].items()], filters):
+                found["eks_node_groups"].append(f"{name}/{group}")
+        for addon in eks.list_addons(clusterName=name)["addons"]:
+            tags = eks.describe_addon(clusterName=name, addonName=addon)["addon"]["tags"]
+            if _matches([{"Key": k, "Value": v} for k, v in tags.items()], filters):
+                found["eks_addons"].append(f"{name}/{addon}")
+        for summary in eks.list_pod_identity_associations(clusterName=name)["associations"]:
+            association = eks.describe_pod_identity_association(
+                clusterName=name, associationId=summary["associationId"]
+            )["association"]
+            if _matches([{"Key": k, "Value": v} for k, v in association["tags"].items()], filters):
+                found["pod_identity_associations"].append(f"{name}/{summary['associationId']}")
     s3 = admin_client(sandbox.endpoint_url, "s3", sandbox.account_id)
     found["buckets"] = [
         b["Name"]
@@ -107,6 +124,13 @@ def test_create_ready_then_delete_leaves_nothing(owner, verified_account, sandbo
     assert len(built["subnets"]) == 4
     assert len(built["nats"]) == 2
     assert len(built["eks_clusters"]) == 1
+    # Lakeplane's own pods' node group, and the agent's Pod Identity.
+    assert [g.rsplit("/", 1)[1] for g in built["eks_node_groups"]] == ["lakeplane-system"]
+    assert len(built["eks_addons"]) == len(built["pod_identity_associations"]) == 1
+    recorded = ComputePlane.objects.get(pk=plane_id).resources
+    assert [recorded["pod_identity_association_id"]] == [
+        a.rsplit("/", 1)[1] for a in built["pod_identity_associations"]
+    ]
 
     deleted = owner.client.delete(_url(owner, f"/{plane_id}"))
     assert deleted.status_code == 202, deleted.content

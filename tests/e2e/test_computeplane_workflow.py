@@ -65,6 +65,9 @@ EXPECTED = {
     "security_groups": 2,
     "iam_roles": 3,
     "eks_clusters": 1,
+    "eks_node_groups": 1,
+    "eks_addons": 1,
+    "pod_identity_associations": 1,
     "buckets": 2,
 }
 # Each AWS step's first create call: holding it keeps the step "in flight" for the kill.
@@ -77,6 +80,8 @@ FIRST_CREATE = {
     "security_groups": ("ec2", "CreateSecurityGroup"),
     "iam": ("iam", "CreateRole"),
     "eks": ("eks", "CreateCluster"),
+    "system_nodes": ("eks", "CreateNodegroup"),
+    "pod_identity": ("eks", "CreateAddon"),
     "buckets": ("s3", "CreateBucket"),
 }
 

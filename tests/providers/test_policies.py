@@ -106,11 +106,16 @@ def test_iam_is_limited_to_lakeplane_paths_and_passrole_is_scoped() -> None:
                 or policies.ACCESS_ROLE_PATH in resource
                 or resource.endswith(":role/aws-service-role/*")
             ), resource
-    (pass_role,) = grants("iam:PassRole")
-    assert as_list(pass_role["Resource"]) == [
-        f"arn:aws:iam::*:role{policies.MANAGED_IAM_PATH}{policies.NAME_PREFIX}*"
-    ]
-    assert "iam:PassedToService" in pass_role["Condition"]["StringEquals"]
+    pass_roles = {
+        json.dumps(s["Condition"]["StringEquals"]["iam:PassedToService"]): as_list(s["Resource"])
+        for s in grants("iam:PassRole")
+    }
+    managed = f"arn:aws:iam::*:role{policies.MANAGED_IAM_PATH}{policies.NAME_PREFIX}"
+    assert pass_roles == {
+        json.dumps(["eks.amazonaws.com", "ec2.amazonaws.com"]): [f"{managed}*"],
+        # Pod Identity gets only the agent roles (lakeplane-<plane>-agent).
+        json.dumps("pods.eks.amazonaws.com"): [f"{managed}*-agent"],
+    }
     # No inline policies: they could grant anything. Only the AWS-managed EKS policies and the
     # customer's own agent-secrets policy attach.
     assert grants("iam:PutRolePolicy") == []
@@ -135,6 +140,22 @@ def test_s3_is_limited_to_lakeplane_buckets() -> None:
         ):
             for resource in as_list(statement["Resource"]):
                 assert resource.startswith(f"arn:aws:s3:::{policies.NAME_PREFIX}"), resource
+
+
+def test_pod_identity_actions_are_tag_scoped() -> None:
+    # The Pod Identity agent add-on and the agent's association: created only with the managed
+    # tag, deleted only when they carry it; nothing else of add-ons or associations (no updates).
+    for action in ("eks:CreateAddon", "eks:CreatePodIdentityAssociation"):
+        (statement,) = grants(action)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:RequestTag/lakeplane:managed-by": "lakeplane"}
+        }
+    for action in ("eks:DeleteAddon", "eks:DeletePodIdentityAssociation"):
+        (statement,) = grants(action)
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/lakeplane:managed-by": "lakeplane"}
+        }
+    assert grants("eks:UpdateAddon") == grants("eks:UpdatePodIdentityAssociation") == []
 
 
 def test_compute_plane_building_blocks_are_granted() -> None:

@@ -14,8 +14,9 @@ The trust policy and the permissions policy are built here, once. From them come
   agent, inside the customer's VPC, reads the secrets catalogs name; the control plane never can.
 
 Least privilege, in words: Lakeplane may read the shape of the account (EC2/EKS describes), create
-networking, EKS clusters and node groups, IAM roles and instance profiles under the ``/lakeplane/``
-path, S3 buckets named ``lakeplane-…`` and the RDS PostgreSQL databases of managed metastores
+networking, EKS clusters, node groups, the Pod Identity add-on and associations (passing only the
+agent roles to EKS Pod Identity), IAM roles and instance profiles under the ``/lakeplane/`` path,
+S3 buckets named ``lakeplane-…`` and the RDS PostgreSQL databases of managed metastores
 (whose master passwords RDS keeps in Secrets Manager); it may change or delete only what carries
 the tag ``lakeplane:managed-by=lakeplane``; it can read no customer data (no object reads outside
 its own buckets, no secret values, no Glue or Athena data). The only policies it may attach are
@@ -64,6 +65,8 @@ _MANAGED_RESOURCE: Final = {
     "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": MANAGED_TAG_VALUE}
 }
 _MANAGED_ROLES: Final = f"arn:aws:iam::*:role{MANAGED_IAM_PATH}{NAME_PREFIX}*"
+# The agent role of every compute plane (iam.py names it ``lakeplane-<plane>-agent``).
+_AGENT_ROLES: Final = f"arn:aws:iam::*:role{MANAGED_IAM_PATH}{NAME_PREFIX}*-agent"
 _MANAGED_INSTANCE_PROFILES: Final = (
     f"arn:aws:iam::*:instance-profile{MANAGED_IAM_PATH}{NAME_PREFIX}*"
 )
@@ -197,7 +200,15 @@ def permissions_policy() -> PolicyDocument:
             {
                 "Sid": "CreateTaggedEks",
                 "Effect": "Allow",
-                "Action": ["eks:CreateCluster", "eks:CreateNodegroup", "eks:TagResource"],
+                # The add-on is the Pod Identity agent; the association maps the compute plane's
+                # agent service account to its agent role.
+                "Action": [
+                    "eks:CreateCluster",
+                    "eks:CreateNodegroup",
+                    "eks:CreateAddon",
+                    "eks:CreatePodIdentityAssociation",
+                    "eks:TagResource",
+                ],
                 "Resource": "*",
                 "Condition": _MANAGED_ON_CREATE,
             },
@@ -210,6 +221,8 @@ def permissions_policy() -> PolicyDocument:
                     "eks:UpdateNodegroupConfig",
                     "eks:UpdateNodegroupVersion",
                     "eks:DeleteNodegroup",
+                    "eks:DeleteAddon",
+                    "eks:DeletePodIdentityAssociation",
                     "eks:DeleteCluster",
                 ],
                 "Resource": "*",
@@ -270,6 +283,15 @@ def permissions_policy() -> PolicyDocument:
                         "iam:PassedToService": ["eks.amazonaws.com", "ec2.amazonaws.com"]
                     }
                 },
+            },
+            {
+                # CreatePodIdentityAssociation passes the role; only the agent roles, only to
+                # EKS Pod Identity.
+                "Sid": "PassAgentRolesToEksPodIdentity",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": _AGENT_ROLES,
+                "Condition": {"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}},
             },
             {
                 "Sid": "EksServiceLinkedRoles",

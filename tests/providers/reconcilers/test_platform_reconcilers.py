@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from controlplane.providers.aws import policies
-from controlplane.providers.aws.reconcilers import buckets, eks, iam
+from controlplane.providers.aws.reconcilers import buckets, eks, iam, podidentity, systemnodes
 from controlplane.providers.aws.reconcilers.base import (
     ComputePlaneSpec,
     Ownership,
@@ -34,19 +34,38 @@ from controlplane.sandbox.pytest_plugin import Sandbox
 IAM = iam.reconciler
 EKS = eks.reconciler
 BUCKETS = buckets.reconciler
+SYSTEM_NODES = systemnodes.reconciler
+POD_IDENTITY = podidentity.reconciler
 
 # The calls that create something, per reconciler: where a lost response could duplicate.
 CREATE_ACTIONS = {
     "iam": ["CreateRole", "CreateInstanceProfile", "AddRoleToInstanceProfile", "AttachRolePolicy"],
     "eks": ["CreateCluster"],
+    "system_nodes": ["CreateNodegroup"],
+    "pod_identity": ["CreateAddon", "CreatePodIdentityAssociation"],
     "buckets": ["CreateBucket", "PutBucketTagging"],
 }
 EXPECTED = {
     "iam": {"iam:role": 3, "iam:instance-profile": 1},
     "eks": {"eks:cluster": 1},
+    "system_nodes": {"eks:nodegroup": 1},
+    "pod_identity": {"eks:addon": 1, "eks:pod-identity-association": 1},
     "buckets": {"s3:bucket": 2},
 }
-BY_NAME: dict[str, Reconciler] = {"iam": IAM, "eks": EKS, "buckets": BUCKETS}
+# What the earlier steps a kind needs leave behind (ctx_for makes them).
+_IAM_MADE = {"iam:role": 3, "iam:instance-profile": 1}
+PREREQUISITES: dict[str, dict[str, int]] = {
+    "eks": _IAM_MADE,
+    "system_nodes": _IAM_MADE | {"eks:cluster": 1},
+    "pod_identity": _IAM_MADE | {"eks:cluster": 1},
+}
+BY_NAME: dict[str, Reconciler] = {
+    "iam": IAM,
+    "eks": EKS,
+    "system_nodes": SYSTEM_NODES,
+    "pod_identity": POD_IDENTITY,
+    "buckets": BUCKETS,
+}
 
 
 def new_owner() -> Ownership:
@@ -110,11 +129,14 @@ class Account:
     def ctx_for(
         self, kind: str, owner: Ownership, spec: ComputePlaneSpec | None = None
     ) -> RecordingContext:
-        """A context with what the step needs from earlier steps (EKS: IAM and network)."""
-        if kind != "eks":
+        """A context with what the step needs from earlier steps (EKS: IAM and network; the
+        system node group and Pod Identity: an ACTIVE EKS cluster too)."""
+        if kind not in PREREQUISITES:
             return self.ctx(owner, spec)
         prior = self.ctx(owner, spec, **self.network())
         IAM.ensure(prior)
+        if kind != "eks":
+            run_until_done(lambda: EKS.ensure(prior))
         return self.ctx(owner, spec, **prior.state)
 
     def seq(self) -> int:
@@ -147,6 +169,24 @@ class Account:
         for name in client.list_clusters()["clusters"]:
             if owner.owns(client.describe_cluster(name=name)["cluster"].get("tags")):
                 found.setdefault("eks:cluster", []).append(name)
+            for group in client.list_nodegroups(clusterName=name)["nodegroups"]:
+                tags = client.describe_nodegroup(clusterName=name, nodegroupName=group)[
+                    "nodegroup"
+                ].get("tags")
+                if owner.owns(tags):
+                    found.setdefault("eks:nodegroup", []).append(f"{name}/{group}")
+            for addon in client.list_addons(clusterName=name)["addons"]:
+                tags = client.describe_addon(clusterName=name, addonName=addon)["addon"]["tags"]
+                if owner.owns(tags):
+                    found.setdefault("eks:addon", []).append(f"{name}/{addon}")
+            for summary in client.list_pod_identity_associations(clusterName=name)["associations"]:
+                association = client.describe_pod_identity_association(
+                    clusterName=name, associationId=summary["associationId"]
+                )["association"]
+                if owner.owns(association["tags"]):
+                    found.setdefault("eks:pod-identity-association", []).append(
+                        f"{name}/{summary['associationId']}"
+                    )
         client = self.clients("s3")
         for bucket in client.list_buckets()["Buckets"]:
             try:
@@ -177,11 +217,12 @@ def account(sandbox: Sandbox) -> Account:
     return Account(sandbox)
 
 
-KINDS = ["iam", "eks", "buckets"]
+KINDS = ["iam", "eks", "system_nodes", "pod_identity", "buckets"]
 
 
 def test_platform_order() -> None:
-    assert [r.name for r in PLATFORM_RECONCILERS] == ["iam", "eks", "buckets"]
+    # The system node group and Pod Identity need the cluster; teardown removes them before it.
+    assert [r.name for r in PLATFORM_RECONCILERS] == KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -198,9 +239,7 @@ def test_ensure_creates_one_of_each_then_a_second_ensure_mutates_nothing(
     start = account.seq()
     reconciler.ensure(ctx)
     assert account.mutating_since(start), "the first ensure created nothing"
-    assert counts(account.owned(owner)) == EXPECTED[kind] | (
-        {"iam:role": 3, "iam:instance-profile": 1} if kind == "eks" else {}
-    )
+    assert counts(account.owned(owner)) == EXPECTED[kind] | PREREQUISITES.get(kind, {})
 
     again = account.seq()
     reconciler.ensure(account.ctx(owner, ctx.spec, **ctx.state))
@@ -275,6 +314,9 @@ def test_two_compute_planes_in_one_account_never_touch_each_other(
     [
         ("iam", "CreateRole", "iam:CreateRole"),
         ("eks", "CreateCluster", "eks:CreateCluster"),
+        ("system_nodes", "CreateNodegroup", "eks:CreateNodegroup"),
+        ("pod_identity", "CreateAddon", "eks:CreateAddon"),
+        ("pod_identity", "CreatePodIdentityAssociation", "eks:CreatePodIdentityAssociation"),
         ("buckets", "CreateBucket", "s3:CreateBucket"),
         ("buckets", "PutBucketPolicy", "s3:PutBucketPolicy"),
     ],

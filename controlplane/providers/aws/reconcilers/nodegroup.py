@@ -46,7 +46,7 @@ POLL_SECONDS = 20.0
 _STILL_GOING = {"CREATING", "UPDATING"}
 _BROKEN = {"CREATE_FAILED", "DELETE_FAILED"}
 
-Role = Literal["coordinator", "workers"]
+Role = Literal["coordinator", "workers", "system"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
 
 
@@ -65,10 +65,15 @@ class NodeGroupSpec:
     max_size: int
     desired_size: int
     owner_key: str = CLUSTER_KEY
+    # Only the compute plane's system node group (systemnodes.py) is untainted: it runs
+    # Lakeplane's own pods, which carry no toleration.
+    tainted: bool = True
+    # The system node group has one name per EKS cluster; the others derive it from the label.
+    group_name: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.label}-{self.role}"
+        return self.group_name or f"{self.label}-{self.role}"
 
     def scaling(self) -> dict[str, int]:
         # EKS refuses maxSize 0; a stopped node group keeps its maximum and runs nothing.
@@ -110,6 +115,13 @@ def _owned(group: dict[str, Any], spec: NodeGroupSpec) -> bool:
 def _scaling_differs(group: dict[str, Any], spec: NodeGroupSpec) -> bool:
     current = group.get("scalingConfig") or {}
     return {k: current.get(k) for k in ("minSize", "maxSize", "desiredSize")} != spec.scaling()
+
+
+def _taints(spec: NodeGroupSpec) -> dict[str, Any]:
+    """CreateNodegroup's ``taints`` argument, left out altogether for an untainted group."""
+    if not spec.tainted:
+        return {}
+    return {"taints": [{"key": NODE_GROUP_LABEL, "value": spec.label, "effect": "NO_SCHEDULE"}]}
 
 
 def _health(group: dict[str, Any]) -> str:
@@ -200,7 +212,7 @@ class NodeGroupReconciler:
                 capacityType=s.capacity_type,
                 scalingConfig=s.scaling(),
                 labels={NODE_GROUP_LABEL: s.label, "lakeplane.io/role": s.role},
-                taints=[{"key": NODE_GROUP_LABEL, "value": s.label, "effect": "NO_SCHEDULE"}],
+                **_taints(s),
                 tags=ctx.owner.tag_map(s.name, **{s.owner_key: s.cluster_id}),
                 clientRequestToken=ctx.owner.client_token(f"ng-{s.name}"),
             )["nodegroup"]
