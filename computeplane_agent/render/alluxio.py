@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from computeplane_agent.contract import WORKLOAD_NAMESPACE, CacheSpec
+from computeplane_agent.install import SYSTEM_NODE_SELECTOR
 from computeplane_agent.render.objects import (
     CONTAINER_SECURITY,
     LABEL_CACHE,
@@ -284,7 +285,13 @@ class _CacheRenderer:
                 "selector": {"matchLabels": _selector(self.spec, "master")},
                 "template": self._template(
                     "master",
-                    self._pod_spec([master, job_master], initContainers=[format_journal]),
+                    # Lakeplane's own pods run on the system nodes; the cache's node group
+                    # holds exactly one worker per node.
+                    self._pod_spec(
+                        [master, job_master],
+                        initContainers=[format_journal],
+                        nodeSelector=dict(SYSTEM_NODE_SELECTOR),
+                    ),
                 ),
                 "volumeClaimTemplates": [
                     {

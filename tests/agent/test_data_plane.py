@@ -146,7 +146,9 @@ def test_alluxio_workers_are_pinned_to_the_cache_node_group_with_their_tier() ->
     assert tier["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     master = objects[f"StatefulSet/{prefix}-master"]
     assert master["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "journal"
-    assert "nodeSelector" not in master["spec"]["template"]["spec"]
+    assert master["spec"]["template"]["spec"]["nodeSelector"] == {
+        "lakeplane.io/node-group": "system"
+    }
     site = objects[f"ConfigMap/{prefix}-config"]["data"]["alluxio-site.properties"]
     assert "alluxio.user.file.writetype.default=ASYNC_THROUGH" in site
     assert "alluxio.worker.tieredstore.level0.dirs.quota=32GB" in site
