@@ -3,7 +3,8 @@
 ``computeplane.create`` runs each reconciler's ``ensure``, then installs the agent and waits for it
 to register (the plane is ``ready`` only then); ``computeplane.delete`` stops a sandbox agent and
 runs the ``delete``s in reverse; ``computeplane.update``
-re-runs the reconcilers that own mutable settings (a converged one makes no mutating call).
+re-runs the platform's reconcilers (EKS owns the mutable settings; the others bring an older
+plane up to date; a converged one makes no mutating call).
 Reconciler outcomes map onto the engine's: ``WaitFor`` → ``RetryLater`` (the task is
 re-scheduled, no worker waits), ``ReconcileError`` → ``PermanentError``.
 """
@@ -57,7 +58,10 @@ from controlplane.providers.aws.reconcilers.platform import PLATFORM_RECONCILERS
 
 RECONCILERS: Sequence[Reconciler] = [*NETWORK_RECONCILERS, *PLATFORM_RECONCILERS]
 # Settings a PATCH may change live in the EKS cluster's configuration.
-UPDATE_RECONCILERS: Sequence[Reconciler] = [r for r in RECONCILERS if r.name == "eks"]
+# An update re-runs the whole platform (IAM, EKS, system nodes, Pod Identity, buckets): EKS
+# owns the settings a PATCH changes, and the others bring a plane built by an older Lakeplane up
+# to the current platform (e.g. the system node group); converged ones only read.
+UPDATE_RECONCILERS: Sequence[Reconciler] = list(PLATFORM_RECONCILERS)
 # wait_for_agent looks for a couple of seconds before re-scheduling itself: a local agent
 # registers about a second after it starts, so the usual case costs no extra round trip.
 IN_STEP_WAIT_SECONDS = 2.0

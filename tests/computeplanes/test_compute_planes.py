@@ -224,15 +224,26 @@ def test_patch_public_cidrs_reconciles_only_eks(owner, verified_account, sandbox
         ),
         format="json",
     ).json()
+    # A plane built before the system node group existed: an update brings it up to date.
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    cluster_name = ComputePlane.objects.get(pk=created["id"]).resources["eks_cluster_name"]
+    eks.delete_nodegroup(clusterName=cluster_name, nodegroupName="lakeplane-system")
     response = owner.client.patch(
         _url(owner, f"/{created['id']}"),
         {"public_access_cidrs": ["198.51.100.0/24"]},
         format="json",
     )
     assert response.status_code == 202, response.content
+    assert "lakeplane-system" in eks.list_nodegroups(clusterName=cluster_name)["nodegroups"]
     op = owner.client.get(response["Location"]).json()
     assert op["status"] == "succeeded", op
-    assert [s["name"] for s in op["steps"]] == ["eks"]
+    assert [s["name"] for s in op["steps"]] == [
+        "iam",
+        "eks",
+        "system_nodes",
+        "pod_identity",
+        "buckets",
+    ]
     eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
     name = ComputePlane.objects.get(pk=created["id"]).resources["eks_cluster_name"]
     vpc_config = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]
