@@ -20,7 +20,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from computeplane_agent import contract
-from controlplane.agentapi import longpoll
+from controlplane.agentapi import longpoll, statements
 from controlplane.agentapi.models import (
     BOOTSTRAP_SCHEME,
     CREDENTIAL_SCHEME,
@@ -369,34 +369,6 @@ def current_desired_state(plane: ComputePlane) -> contract.DesiredState:
 
 
 # --- reports --------------------------------------------------------------------------------
-# PostgreSQL applies a heartbeat in one statement, outside any explicit transaction: the
-# presence upsert (only if newer, by sent_at) and, only if it applied, the compute plane's
-# agent columns. Through the ORM the same work was BEGIN, a conditional UPDATE, an UPDATE and
-# COMMIT: four round trips and two query compilations per heartbeat (bench/RESULTS.md).
-# A data-modifying CTE runs in the statement's own transaction, so the two rows still change
-# together or not at all. The upsert also covers agents registered before presence rows
-# existed (the ORM path's get_or_create), with the same defaults.
-_HEARTBEAT_SQL = """
-WITH presence AS (
-    INSERT INTO {presence} AS p
-        (compute_plane_id, heartbeat_sent_at, applied_version, contract_version,
-         kubernetes_version)
-    VALUES (%(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, '')
-    ON CONFLICT (compute_plane_id) DO UPDATE SET
-        heartbeat_sent_at = EXCLUDED.heartbeat_sent_at,
-        applied_version = EXCLUDED.applied_version,
-        contract_version = EXCLUDED.contract_version
-    WHERE p.heartbeat_sent_at IS NULL OR p.heartbeat_sent_at < EXCLUDED.heartbeat_sent_at
-    RETURNING 1
-), plane AS (
-    UPDATE {plane}
-    SET agent_status = %(agent_status)s, agent_version = %(agent_version)s,
-        agent_last_seen_at = %(now)s
-    WHERE id = %(plane)s AND EXISTS (SELECT 1 FROM presence)
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM presence), (SELECT count(*) FROM plane)
-"""
 
 
 def record_heartbeat(
@@ -407,7 +379,7 @@ def record_heartbeat(
     check_agent_id(credential, heartbeat.agent_id)
     plane_id = credential.compute_plane_id
     if connection.vendor == "postgresql":
-        sql = _HEARTBEAT_SQL.format(
+        sql = statements.HEARTBEAT.format(
             presence=AgentPresence._meta.db_table, plane=ComputePlane._meta.db_table
         )
         with connection.cursor() as cursor:
@@ -451,51 +423,8 @@ def record_heartbeat(
     return True
 
 
-# The usual heartbeat on PostgreSQL: authentication and the heartbeat in ONE statement (one
-# round trip instead of the lookup plus the heartbeat; bench/RESULTS.md). ``cred`` returns the
-# credential only if everything authenticate_credential and check_agent_id require holds (the
-# digest, not revoked, not expired, already used once, its compute plane live and the one the
-# agent id names); otherwise nothing is written and the caller takes the full path, which
-# answers with the precise error. A heartbeat only marks presence, so its commit does not
-# wait for the WAL flush (``synchronous_commit`` off for this transaction alone): a PostgreSQL
-# crash can lose the last fraction of a second of heartbeats, which the agents send again
-# within their interval. ``cfg`` is referenced so that PostgreSQL evaluates it.
-_CREDENTIAL_GATE = """cfg AS (
-    SELECT set_config('synchronous_commit', 'off', true)
-), cred AS (
-    SELECT c.id, c.expires_at, c.replaced_by_id
-    FROM {credential} c JOIN {plane} cp ON cp.id = c.compute_plane_id
-    WHERE c.id = %(credential)s AND c.digest = %(digest)s AND c.revoked_at IS NULL
-      AND c.expires_at > %(now)s AND c.first_used_at IS NOT NULL
-      AND cp.deleted_at IS NULL AND c.compute_plane_id = %(plane)s
-)"""
-_FAST_HEARTBEAT_SQL = """
-WITH {gate}, presence AS (
-    INSERT INTO {presence} AS p
-        (compute_plane_id, heartbeat_sent_at, applied_version, contract_version,
-         kubernetes_version)
-    SELECT %(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, ''
-    FROM cred
-    ON CONFLICT (compute_plane_id) DO UPDATE SET
-        heartbeat_sent_at = EXCLUDED.heartbeat_sent_at,
-        applied_version = EXCLUDED.applied_version,
-        contract_version = EXCLUDED.contract_version
-    WHERE p.heartbeat_sent_at IS NULL OR p.heartbeat_sent_at < EXCLUDED.heartbeat_sent_at
-    RETURNING 1
-), plane AS (
-    UPDATE {plane}
-    SET agent_status = %(agent_status)s, agent_version = %(agent_version)s,
-        agent_last_seen_at = %(now)s
-    WHERE id = %(plane)s AND EXISTS (SELECT 1 FROM presence)
-    RETURNING 1
-)
-SELECT cred.id, cred.expires_at, cred.replaced_by_id, (SELECT count(*) FROM cfg)
-FROM cred
-"""
-
-
 def _gate_sql() -> str:
-    return _CREDENTIAL_GATE.format(
+    return statements.CREDENTIAL_GATE.format(
         credential=AgentCredential._meta.db_table, plane=ComputePlane._meta.db_table
     )
 
@@ -538,7 +467,7 @@ def fast_heartbeat(
     gate = _gate_params(parsed[0], secret, heartbeat.agent_id, now)
     if gate is None:
         return None
-    sql = _FAST_HEARTBEAT_SQL.format(
+    sql = statements.FAST_HEARTBEAT.format(
         gate=_gate_sql(),
         plane=ComputePlane._meta.db_table,
         presence=AgentPresence._meta.db_table,
@@ -603,43 +532,6 @@ def _replayed(plane_id: str, kind: ReportKind, report_id: str) -> ReportOutcome:
     return ReportOutcome(existing.result, replayed=True)
 
 
-# PostgreSQL stores and applies a status report in one statement: the report record
-# (ON CONFLICT DO NOTHING: a replay inserts nothing) and, only if it was inserted, the observed
-# state upsert (only if newer, by sent_at). Through the ORM this was BEGIN, INSERT, UPDATE,
-# COMMIT; one statement is atomic on its own, so "recorded" and "applied" still cannot part.
-_STATUS_SQL = """
-WITH report AS (
-    INSERT INTO {report} (compute_plane_id, kind, report_id, received_at, result)
-    VALUES (%(plane)s, %(kind)s, %(report_id)s, %(now)s, %(result)s)
-    ON CONFLICT (compute_plane_id, kind, report_id) DO NOTHING
-    RETURNING 1
-), observed AS ({observed_upsert}
-SELECT EXISTS (SELECT 1 FROM report), EXISTS (SELECT 1 FROM observed)
-"""
-# The same behind the credential gate (see _FAST_HEARTBEAT_SQL): no row when the credential
-# does not hold, and then nothing was written.
-_FAST_STATUS_SQL = """
-WITH {gate}, report AS (
-    INSERT INTO {report} (compute_plane_id, kind, report_id, received_at, result)
-    SELECT %(plane)s, %(kind)s, %(report_id)s, %(now)s, %(result)s FROM cred
-    ON CONFLICT (compute_plane_id, kind, report_id) DO NOTHING
-    RETURNING 1
-), observed AS ({observed_upsert}
-SELECT EXISTS (SELECT 1 FROM report), EXISTS (SELECT 1 FROM observed), (SELECT count(*) FROM cfg)
-FROM cred
-"""
-_OBSERVED_UPSERT = """
-    INSERT INTO {observed} AS o (compute_plane_id, document, observed_at, received_at)
-    SELECT %(plane)s, %(document)s, %(sent_at)s, %(now)s WHERE EXISTS (SELECT 1 FROM report)
-    ON CONFLICT (compute_plane_id) DO UPDATE SET
-        document = EXCLUDED.document,
-        observed_at = EXCLUDED.observed_at,
-        received_at = EXCLUDED.received_at
-    WHERE o.observed_at < EXCLUDED.observed_at
-    RETURNING 1
-)"""
-
-
 def _report_result(report_id: str, now: datetime) -> dict[str, Any]:
     return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
 
@@ -663,12 +555,12 @@ def _status_statement(
     result = _report_result(report.report_id, now)
     tables = {
         "report": AgentReport._meta.db_table,
-        "observed_upsert": _OBSERVED_UPSERT.format(observed=ObservedState._meta.db_table),
+        "observed_upsert": statements.OBSERVED_UPSERT.format(observed=ObservedState._meta.db_table),
     }
     sql = (
-        _FAST_STATUS_SQL.format(gate=_gate_sql(), **tables)
+        statements.FAST_STATUS.format(gate=_gate_sql(), **tables)
         if gate is not None
-        else _STATUS_SQL.format(**tables)
+        else statements.STATUS.format(**tables)
     )
     params: dict[str, Any] = {
         **(gate or {}),
