@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from controlplane.cloudaccounts.models import CloudAccount
-from controlplane.providers.aws import policies
+from controlplane.providers.aws import onboarding_artifacts, policies
 
 
 def _stack_name(account: CloudAccount) -> str:
@@ -16,7 +16,7 @@ def _stack_name(account: CloudAccount) -> str:
 
 def onboarding_summary(account: CloudAccount) -> dict[str, Any]:
     return {
-        "quick_create_url": policies.quick_create_url(
+        "quick_create_url": onboarding_artifacts.quick_create_url(
             template_url=settings.LAKEPLANE_CFN_TEMPLATE_URL,
             stack_name=_stack_name(account),
             external_id=account.external_id,
@@ -30,7 +30,7 @@ def onboarding_summary(account: CloudAccount) -> dict[str, Any]:
 
 
 def cloudformation_template(account: CloudAccount) -> dict[str, Any]:
-    template = policies.cloudformation_template(
+    template = onboarding_artifacts.cloudformation_template(
         settings.LAKEPLANE_VENDOR_PRINCIPAL, account.external_id
     )
     template["Parameters"]["TenantTag"]["Default"] = account.organization.slug
@@ -38,7 +38,7 @@ def cloudformation_template(account: CloudAccount) -> dict[str, Any]:
 
 
 def terraform_artifacts(account: CloudAccount) -> dict[str, Any]:
-    variables = policies.terraform_variables(
+    variables = onboarding_artifacts.terraform_variables(
         vendor_principal=settings.LAKEPLANE_VENDOR_PRINCIPAL,
         external_id=account.external_id,
         tenant_tag=account.organization.slug,
@@ -46,6 +46,6 @@ def terraform_artifacts(account: CloudAccount) -> dict[str, Any]:
     return {
         "module_source": "infra/modules/customer-role",
         "variables": variables,
-        "tfvars": policies.terraform_tfvars(variables),
-        "module_call": policies.terraform_module_call(variables),
+        "tfvars": onboarding_artifacts.terraform_tfvars(variables),
+        "module_call": onboarding_artifacts.terraform_module_call(variables),
     }

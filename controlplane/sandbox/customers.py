@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from controlplane.providers.aws import policies
+from controlplane.providers.aws import onboarding_artifacts, policies
 
 # moto's default account: requests signed with the sandbox's dummy keys act as the vendor.
 VENDOR_ACCOUNT_ID = "123456789012"
@@ -76,7 +76,7 @@ def create_customer_role(
     access role and the ``lakeplane-agent-secrets`` policy compute planes' agents get."""
     account_id = account_id or new_account_id()
     cfn = admin_client(endpoint_url, "cloudformation", account_id, region)
-    template = policies.cloudformation_template(vendor_principal)
+    template = onboarding_artifacts.cloudformation_template(vendor_principal)
     cfn.create_stack(
         StackName=stack_name,
         TemplateBody=policies.render_json(template),

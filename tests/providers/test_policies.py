@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import hcl2
 import pytest
 
-from controlplane.providers.aws import generate_external_id, policies
+from controlplane.providers.aws import generate_external_id, onboarding_artifacts, policies
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE = REPO / policies.TERRAFORM_MODULE_DIR
+MODULE = REPO / onboarding_artifacts.TERRAFORM_MODULE_DIR
 VENDOR = "arn:aws:iam::123456789012:role/lakeplane-control-plane"
 
 # Actions that read customer data or secrets; none may be granted on anything but Lakeplane's
@@ -184,7 +184,7 @@ def test_trust_policy_requires_the_external_id() -> None:
 
 
 def test_cloudformation_template_passes_cfn_lint(tmp_path: Path) -> None:
-    template = policies.cloudformation_template(VENDOR, generate_external_id())
+    template = onboarding_artifacts.cloudformation_template(VENDOR, generate_external_id())
     path = tmp_path / "lakeplane-role.json"
     path.write_text(policies.render_json(template))
     # The cfn-lint command from the same environment, every rule at default severity.
@@ -194,7 +194,7 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path: Path) -> None:
 
 
 def test_cloudformation_template_embeds_the_policies() -> None:
-    template = policies.cloudformation_template(VENDOR)
+    template = onboarding_artifacts.cloudformation_template(VENDOR)
     role = template["Resources"]["LakeplaneRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"] == policies.trust_policy(VENDOR, {"Ref": "ExternalId"})
     assert role["Policies"][0]["PolicyDocument"] == policies.permissions_policy()
@@ -204,14 +204,17 @@ def test_cloudformation_template_embeds_the_policies() -> None:
 
 def test_quick_create_url() -> None:
     external_id = generate_external_id()
-    url = policies.quick_create_url(
+    url = onboarding_artifacts.quick_create_url(
         template_url="https://lakeplane-templates.s3.amazonaws.com/acct_1/role.json",
         stack_name="lakeplane-access",
         external_id=external_id,
         region="eu-west-1",
     )
     parts = urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == policies.CLOUDFORMATION_CONSOLE
+    assert (
+        f"{parts.scheme}://{parts.netloc}{parts.path}"
+        == onboarding_artifacts.CLOUDFORMATION_CONSOLE
+    )
     assert parse_qs(parts.query) == {"region": ["eu-west-1"]}
     route, _, query = parts.fragment.partition("?")
     assert route == "/stacks/quickcreate"
@@ -223,16 +226,17 @@ def test_quick_create_url() -> None:
 
 
 def test_terraform_policy_files_are_generated_from_policies_py() -> None:
-    for name, text in policies.terraform_policy_files().items():
+    for name, text in onboarding_artifacts.terraform_policy_files().items():
         assert (MODULE / name).read_text() == text, (
-            f"{name} is stale: run python -m controlplane.providers.aws.policies write-terraform"
+            f"{name} is stale: run "
+            "python -m controlplane.providers.aws.onboarding_artifacts write-terraform"
         )
 
 
 def test_terraform_trust_template_renders_to_the_trust_policy() -> None:
     external_id = generate_external_id()
     rendered = (
-        (MODULE / policies.TERRAFORM_TRUST_TEMPLATE_FILE)
+        (MODULE / onboarding_artifacts.TERRAFORM_TRUST_TEMPLATE_FILE)
         .read_text()
         .replace("${vendor_principal}", VENDOR)
         .replace("${external_id}", external_id)
@@ -267,7 +271,7 @@ def _load_module() -> dict[str, Any]:
 def test_terraform_module_interface_matches_what_the_control_plane_hands_out() -> None:
     module = _load_module()
     declared = {name for block in module["variable"] for name in block}
-    handed_out = policies.terraform_variables(
+    handed_out = onboarding_artifacts.terraform_variables(
         vendor_principal=VENDOR, external_id=generate_external_id(), tenant_tag="acme"
     )
     assert declared == set(handed_out)
@@ -282,11 +286,11 @@ def test_terraform_module_interface_matches_what_the_control_plane_hands_out() -
 
 def test_rendered_module_call_and_tfvars_parse_and_carry_the_account_values() -> None:
     external_id = generate_external_id()
-    variables = policies.terraform_variables(
+    variables = onboarding_artifacts.terraform_variables(
         vendor_principal=VENDOR, external_id=external_id, tenant_tag="acme ${evil}"
     )
-    tfvars = _load_hcl(policies.terraform_tfvars(variables))
-    call = _load_hcl(policies.terraform_module_call(variables))
+    tfvars = _load_hcl(onboarding_artifacts.terraform_tfvars(variables))
+    call = _load_hcl(onboarding_artifacts.terraform_module_call(variables))
     (module,) = call["module"]
     arguments = module["lakeplane_customer_role"]
     assert arguments["source"] == "./infra/modules/customer-role"
@@ -311,11 +315,11 @@ def _terraform_binary() -> str | None:
 def test_terraform_fmt_check_passes(tmp_path: Path) -> None:
     binary = _terraform_binary()
     assert binary is not None
-    variables = policies.terraform_variables(
+    variables = onboarding_artifacts.terraform_variables(
         vendor_principal=VENDOR, external_id=generate_external_id(), tenant_tag="acme"
     )
-    (tmp_path / "main.tf").write_text(policies.terraform_module_call(variables))
-    (tmp_path / "terraform.tfvars").write_text(policies.terraform_tfvars(variables))
+    (tmp_path / "main.tf").write_text(onboarding_artifacts.terraform_module_call(variables))
+    (tmp_path / "terraform.tfvars").write_text(onboarding_artifacts.terraform_tfvars(variables))
     for directory in (MODULE, tmp_path):
         result = subprocess.run(
             [binary, "fmt", "-check", "-diff", "-recursive", str(directory)],
@@ -380,7 +384,7 @@ def test_agent_secrets_policy_grants_only_secret_reads_in_the_account() -> None:
 
 
 def test_cloudformation_template_creates_the_agent_secrets_policy() -> None:
-    template = policies.cloudformation_template(VENDOR)
+    template = onboarding_artifacts.cloudformation_template(VENDOR)
     policy = template["Resources"]["LakeplaneAgentSecretsPolicy"]
     assert policy["Type"] == "AWS::IAM::ManagedPolicy"
     properties = policy["Properties"]
@@ -403,7 +407,7 @@ def test_cloudformation_template_creates_the_agent_secrets_policy() -> None:
 
 def test_terraform_module_creates_the_agent_secrets_policy() -> None:
     rendered = (
-        (MODULE / policies.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE)
+        (MODULE / onboarding_artifacts.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE)
         .read_text()
         .replace("${account_id}", ACCOUNT)
     )
@@ -412,9 +416,12 @@ def test_terraform_module_creates_the_agent_secrets_policy() -> None:
     (policy_block,) = [b["aws_iam_policy"] for b in module["resource"] if "aws_iam_policy" in b]
     assert policy_block["agent_secrets"]["name"] == "lakeplane-agent-secrets"
     assert policy_block["agent_secrets"]["path"] == "/lakeplane/"
-    assert policies.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE in policy_block["agent_secrets"]["policy"]
+    assert (
+        onboarding_artifacts.TERRAFORM_AGENT_SECRETS_TEMPLATE_FILE
+        in policy_block["agent_secrets"]["policy"]
+    )
     # The role's own policy file, read by the module as is, grants no secret read either.
-    permissions = json.loads((MODULE / policies.TERRAFORM_PERMISSIONS_FILE).read_text())
+    permissions = json.loads((MODULE / onboarding_artifacts.TERRAFORM_PERMISSIONS_FILE).read_text())
     assert "secretsmanager:GetSecretValue" not in json.dumps(permissions)
 
 
