@@ -7,6 +7,7 @@ staleness can be tested by moving time rather than by sleeping. Documents are th
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -371,6 +372,16 @@ def current_desired_state(plane: ComputePlane) -> contract.DesiredState:
 # --- reports --------------------------------------------------------------------------------
 
 
+def _heartbeat_params(heartbeat: contract.Heartbeat) -> dict[str, Any]:
+    return {
+        "sent_at": heartbeat.sent_at,
+        "applied_version": heartbeat.applied_version,
+        "contract_version": heartbeat.contract_version,
+        "agent_status": AgentStatus.CONNECTED.value,
+        "agent_version": heartbeat.agent_version,
+    }
+
+
 def record_heartbeat(
     credential: AgentCredential, heartbeat: contract.Heartbeat, *, now: datetime | None = None
 ) -> bool:
@@ -379,21 +390,10 @@ def record_heartbeat(
     check_agent_id(credential, heartbeat.agent_id)
     plane_id = credential.compute_plane_id
     if connection.vendor == "postgresql":
-        sql = statements.HEARTBEAT.format(
-            presence=AgentPresence._meta.db_table, plane=ComputePlane._meta.db_table
-        )
         with connection.cursor() as cursor:
             cursor.execute(
-                sql,
-                {
-                    "plane": plane_id,
-                    "sent_at": heartbeat.sent_at,
-                    "applied_version": heartbeat.applied_version,
-                    "contract_version": heartbeat.contract_version,
-                    "agent_status": AgentStatus.CONNECTED.value,
-                    "agent_version": heartbeat.agent_version,
-                    "now": now,
-                },
+                _heartbeat_sql(gated=False),
+                {"plane": plane_id, "now": now, **_heartbeat_params(heartbeat)},
             )
             row = cursor.fetchone()
         return bool(row and row[0])
@@ -423,21 +423,46 @@ def record_heartbeat(
     return True
 
 
+# The hot-path statements are formatted once per process (table names never change).
+@functools.cache
 def _gate_sql() -> str:
     return statements.CREDENTIAL_GATE.format(
         credential=AgentCredential._meta.db_table, plane=ComputePlane._meta.db_table
     )
 
 
-def _gate_params(
-    credential_body: str, secret: str, agent_id: str, now: datetime
-) -> dict[str, Any] | None:
-    """Parameters of the credential gate, or None for an agent id that names no plane."""
+@functools.cache
+def _heartbeat_sql(*, gated: bool) -> str:
+    presence_write = statements.PRESENCE_WRITE.format(
+        presence=AgentPresence._meta.db_table,
+        plane=ComputePlane._meta.db_table,
+        from_gate="\n    FROM cred" if gated else "",
+    )
+    if gated:
+        return statements.FAST_HEARTBEAT.format(gate=_gate_sql(), presence_write=presence_write)
+    return statements.HEARTBEAT.format(presence_write=presence_write)
+
+
+@functools.cache
+def _status_sql(*, gated: bool) -> str:
+    tables = {
+        "report": AgentReport._meta.db_table,
+        "observed_upsert": statements.OBSERVED_UPSERT.format(observed=ObservedState._meta.db_table),
+    }
+    if gated:
+        return statements.FAST_STATUS.format(gate=_gate_sql(), **tables)
+    return statements.STATUS.format(**tables)
+
+
+def _gate_params(secret: str, agent_id: str, now: datetime) -> dict[str, Any] | None:
+    """Parameters of the credential gate for the one-statement paths, or None when those do
+    not apply: not PostgreSQL, a malformed credential, or an agent id that names no plane."""
+    parsed = _split_secret(secret, CREDENTIAL_SCHEME)
     prefix, _, body = agent_id.partition("_")
-    if prefix != "agt" or not body:
+    if parsed is None or prefix != "agt" or not body or connection.vendor != "postgresql":
         return None
     return {
-        "credential": f"agc_{credential_body}",
+        "credential": f"agc_{parsed[0]}",
         "digest": digest_of(secret),
         "plane": f"cp_{body}",
         "now": now,
@@ -461,29 +486,11 @@ def fast_heartbeat(
     authenticates and changes nothing, as in record_heartbeat.
     """
     now = _now(now)
-    parsed = _split_secret(secret, CREDENTIAL_SCHEME)
-    if parsed is None or connection.vendor != "postgresql":
-        return None
-    gate = _gate_params(parsed[0], secret, heartbeat.agent_id, now)
+    gate = _gate_params(secret, heartbeat.agent_id, now)
     if gate is None:
         return None
-    sql = statements.FAST_HEARTBEAT.format(
-        gate=_gate_sql(),
-        plane=ComputePlane._meta.db_table,
-        presence=AgentPresence._meta.db_table,
-    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                **gate,
-                "sent_at": heartbeat.sent_at,
-                "applied_version": heartbeat.applied_version,
-                "contract_version": heartbeat.contract_version,
-                "agent_status": AgentStatus.CONNECTED.value,
-                "agent_version": heartbeat.agent_version,
-            },
-        )
+        cursor.execute(_heartbeat_sql(gated=True), {**gate, **_heartbeat_params(heartbeat)})
         row = cursor.fetchone()
     if row is None:
         return None
@@ -553,15 +560,7 @@ def _status_statement(
     from psycopg.types.json import Jsonb
 
     result = _report_result(report.report_id, now)
-    tables = {
-        "report": AgentReport._meta.db_table,
-        "observed_upsert": statements.OBSERVED_UPSERT.format(observed=ObservedState._meta.db_table),
-    }
-    sql = (
-        statements.FAST_STATUS.format(gate=_gate_sql(), **tables)
-        if gate is not None
-        else statements.STATUS.format(**tables)
-    )
+    sql = _status_sql(gated=gate is not None)
     params: dict[str, Any] = {
         **(gate or {}),
         "plane": plane_id,
@@ -591,10 +590,7 @@ def fast_status(
     """Authenticate and record a status report in one statement (PostgreSQL), or None: then
     nothing was written and the caller takes the full path for the precise answer."""
     now = _now(now)
-    parsed = _split_secret(secret, CREDENTIAL_SCHEME)
-    if parsed is None or connection.vendor != "postgresql":
-        return None
-    gate = _gate_params(parsed[0], secret, report.agent_id, now)
+    gate = _gate_params(secret, report.agent_id, now)
     if gate is None:
         return None
     return _status_statement(gate["plane"], report, now, gate)

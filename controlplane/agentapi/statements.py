@@ -13,12 +13,11 @@ from __future__ import annotations
 # A data-modifying CTE runs in the statement's own transaction, so the two rows still change
 # together or not at all. The upsert also covers agents registered before presence rows
 # existed (the ORM path's get_or_create), with the same defaults.
-HEARTBEAT = """
-WITH presence AS (
+PRESENCE_WRITE = """presence AS (
     INSERT INTO {presence} AS p
         (compute_plane_id, heartbeat_sent_at, applied_version, contract_version,
          kubernetes_version)
-    VALUES (%(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, '')
+    SELECT %(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, ''{from_gate}
     ON CONFLICT (compute_plane_id) DO UPDATE SET
         heartbeat_sent_at = EXCLUDED.heartbeat_sent_at,
         applied_version = EXCLUDED.applied_version,
@@ -31,7 +30,9 @@ WITH presence AS (
         agent_last_seen_at = %(now)s
     WHERE id = %(plane)s AND EXISTS (SELECT 1 FROM presence)
     RETURNING 1
-)
+)"""
+HEARTBEAT = """
+WITH {presence_write}
 SELECT EXISTS (SELECT 1 FROM presence), (SELECT count(*) FROM plane)
 """
 
@@ -54,26 +55,9 @@ CREDENTIAL_GATE = """cfg AS (
       AND c.expires_at > %(now)s AND c.first_used_at IS NOT NULL
       AND cp.deleted_at IS NULL AND c.compute_plane_id = %(plane)s
 )"""
+# The presence write behind the gate (``from_gate`` = ``FROM cred``): no row back, nothing written.
 FAST_HEARTBEAT = """
-WITH {gate}, presence AS (
-    INSERT INTO {presence} AS p
-        (compute_plane_id, heartbeat_sent_at, applied_version, contract_version,
-         kubernetes_version)
-    SELECT %(plane)s, %(sent_at)s, %(applied_version)s, %(contract_version)s, ''
-    FROM cred
-    ON CONFLICT (compute_plane_id) DO UPDATE SET
-        heartbeat_sent_at = EXCLUDED.heartbeat_sent_at,
-        applied_version = EXCLUDED.applied_version,
-        contract_version = EXCLUDED.contract_version
-    WHERE p.heartbeat_sent_at IS NULL OR p.heartbeat_sent_at < EXCLUDED.heartbeat_sent_at
-    RETURNING 1
-), plane AS (
-    UPDATE {plane}
-    SET agent_status = %(agent_status)s, agent_version = %(agent_version)s,
-        agent_last_seen_at = %(now)s
-    WHERE id = %(plane)s AND EXISTS (SELECT 1 FROM presence)
-    RETURNING 1
-)
+WITH {gate}, {presence_write}
 SELECT cred.id, cred.expires_at, cred.replaced_by_id, (SELECT count(*) FROM cfg)
 FROM cred
 """

@@ -215,88 +215,61 @@ def _json_response(body: dict[str, Any], headers: dict[str, str] | None = None) 
     return response
 
 
-def _checked(
-    request: HttpRequest, model: type[Document]
-) -> tuple[AgentCredential, Document] | None:
-    """The credential and the body when every check passes; None sends the request to DRF."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+def _lean_input(request: HttpRequest, model: type[Document]) -> tuple[str, Document] | None:
+    """The bearer secret and the parsed body of a usual request; None sends it to DRF."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     try:
-        credential = services.authenticate_credential(secret.strip())
-        document = model.model_validate_json(request.body or b"{}")
-        services.check_agent_id(credential, document.agent_id)  # type: ignore[attr-defined]
-    except (services.AgentAuthError, services.ForeignComputePlane, pydantic.ValidationError):
+        return secret.strip(), model.model_validate_json(request.body or b"{}")
+    except pydantic.ValidationError:
         return None
-    return credential, document
+
+
+def _authenticated(secret: str, document: Document) -> AgentCredential | None:
+    """The credential when it is valid and speaks for the document's agent; None sends the
+    request to DRF, which answers with the precise error."""
+    try:
+        credential = services.authenticate_credential(secret)
+        services.check_agent_id(credential, document.agent_id)  # type: ignore[attr-defined]
+    except (services.AgentAuthError, services.ForeignComputePlane):
+        return None
+    return credential
 
 
 _heartbeat_view = HeartbeatView.as_view()
 _status_view = StatusView.as_view()
 
 
-def _one_statement_heartbeat(request: HttpRequest) -> HttpResponse | None:
-    """PostgreSQL: authenticate and record in one statement; None → the checked path."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    try:
-        beat = contract.Heartbeat.model_validate_json(request.body or b"{}")
-    except pydantic.ValidationError:
-        return None
-    recorded = services.fast_heartbeat(secret.strip(), beat)
-    if recorded is None:
-        return None
-    if recorded.rotation_due:
-        # Rare (the last third of a credential's life): the full answer, with the rotation.
-        try:
-            credential = services.authenticate_credential(secret.strip())
-        except services.AgentAuthError:
-            return None  # revoked in between: the full path answers 401 (recording is idempotent)
-        return _json_response(HeartbeatView.rotation_answer(credential, beat))
-    return _json_response(HeartbeatView.body(beat))
-
-
 @csrf_exempt
 def heartbeat(request: HttpRequest) -> HttpResponse:
-    if not _fast_path_applies(request):
+    lean = _lean_input(request, contract.Heartbeat) if _fast_path_applies(request) else None
+    if lean is None:
         return _heartbeat_view(request)
-    answered = _one_statement_heartbeat(request)
-    if answered is not None:
-        return answered
-    checked = _checked(request, contract.Heartbeat)
-    if checked is None:
-        return _heartbeat_view(request)
-    credential, beat = checked
-    return _json_response(HeartbeatView.answer(credential, beat))
-
-
-def _one_statement_status(request: HttpRequest) -> HttpResponse | None:
-    """PostgreSQL: authenticate and record in one statement; None → the checked path."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    try:
-        report = contract.StatusReport.model_validate_json(request.body or b"{}")
-    except pydantic.ValidationError:
-        return None
-    outcome = services.fast_status(secret.strip(), report)
-    if outcome is None:
-        return None
-    return _json_response(outcome.result, _replay_headers(outcome))
+    secret, beat = lean
+    # PostgreSQL: authenticated and recorded in one statement (None: nothing was written).
+    recorded = services.fast_heartbeat(secret, beat)
+    if recorded is not None and not recorded.rotation_due:
+        return _json_response(HeartbeatView.body(beat))
+    credential = _authenticated(secret, beat)
+    if credential is None:
+        return _heartbeat_view(request)  # e.g. revoked in between: recording is idempotent
+    if recorded is None:
+        return _json_response(HeartbeatView.answer(credential, beat))
+    # Rare (the last third of a credential's life): the answer carries the rotation.
+    return _json_response(HeartbeatView.rotation_answer(credential, beat))
 
 
 @csrf_exempt
 def status_report(request: HttpRequest) -> HttpResponse:
-    if not _fast_path_applies(request):
+    lean = _lean_input(request, contract.StatusReport) if _fast_path_applies(request) else None
+    if lean is None:
         return _status_view(request)
-    answered = _one_statement_status(request)
-    if answered is not None:
-        return answered
-    checked = _checked(request, contract.StatusReport)
-    if checked is None:
-        return _status_view(request)
-    credential, report = checked
-    outcome = services.record_status(credential, report)
+    secret, report = lean
+    outcome = services.fast_status(secret, report)
+    if outcome is None:
+        credential = _authenticated(secret, report)
+        if credential is None:
+            return _status_view(request)
+        outcome = services.record_status(credential, report)
     return _json_response(outcome.result, _replay_headers(outcome))
