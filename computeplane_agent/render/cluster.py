@@ -7,7 +7,6 @@ directory target and shown to users who want to read what would run in their EKS
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ from computeplane_agent.contract import WORKLOAD_NAMESPACE, CacheSpec, CatalogSp
 from computeplane_agent.render import catalogs as catalog_render
 from computeplane_agent.render.engines import HTTP_PORT, PROFILES, SHUTDOWN_USER, EngineProfile
 from computeplane_agent.render.memory import PodSizing, pod_sizing
+from computeplane_agent.render.objects import checksum, dns_name, properties
 from computeplane_agent.versions import release
 
 KubeObject = dict[str, Any]
@@ -37,15 +37,7 @@ _WORKER_SHUTDOWN_GRACE = "30s"
 
 def resource_prefix(cluster_id: str) -> str:
     """DNS-1123 name prefix of a cluster's objects (``cl_01hv…`` → ``lp-cl-01hv…``)."""
-    return "lp-" + cluster_id.replace("_", "-")
-
-
-def _properties(values: dict[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in values.items())
-
-
-def _checksum(data: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return dns_name(cluster_id)
 
 
 class _ClusterRenderer:
@@ -125,14 +117,14 @@ class _ClusterRenderer:
     def _common_files(self, sizing: PodSizing) -> dict[str, str]:
         return {
             "jvm.config": self._jvm_config(sizing),
-            "node.properties": _properties(
+            "node.properties": properties(
                 {
                     # Presto requires a lower-case alphanumeric environment name.
                     "node.environment": self.spec.id.replace("_", ""),
                     "node.data-dir": "/data",
                 }
             ),
-            "log.properties": _properties({self.profile.log_root: "INFO"}),
+            "log.properties": properties({self.profile.log_root: "INFO"}),
         }
 
     def coordinator_files(self) -> dict[str, str]:
@@ -146,7 +138,7 @@ class _ClusterRenderer:
             **self.profile.coordinator_catalog_properties,
         }
         return {
-            "config.properties": _properties(config),
+            "config.properties": properties(config),
             **self._common_files(self.coordinator_sizing),
         }
 
@@ -159,9 +151,9 @@ class _ClusterRenderer:
             **self._memory_properties(self.worker_sizing, cluster_wide=False),
             **self.profile.worker_catalog_properties,
         }
-        files = {"config.properties": _properties(config), **self._common_files(self.worker_sizing)}
+        files = {"config.properties": properties(config), **self._common_files(self.worker_sizing)}
         if self.profile.worker_needs_shutdown_rule:
-            files["access-control.properties"] = _properties(
+            files["access-control.properties"] = properties(
                 {
                     "access-control.name": "file",
                     "security.config-file": f"{self.profile.config_dir}/shutdown-rules.json",
@@ -237,12 +229,12 @@ class _ClusterRenderer:
             # Catalog changes reach Trino as statements, never as a restart. Only a new set of
             # secret variables does: environment is read at process start.
             return {
-                "lakeplane.io/config-checksum": _checksum({**files, **self.cache_files()}),
-                "lakeplane.io/secret-env": _checksum({"names": ",".join(self.secret_env_names())}),
+                "lakeplane.io/config-checksum": checksum({**files, **self.cache_files()}),
+                "lakeplane.io/secret-env": checksum({"names": ",".join(self.secret_env_names())}),
             }
         # PrestoDB reads catalogs at start only: a catalog change is a rolling restart.
         return {
-            "lakeplane.io/config-checksum": _checksum(
+            "lakeplane.io/config-checksum": checksum(
                 {**files, **self.catalog_files(), **self.cache_files()}
             )
         }

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from computeplane_agent.contract import WORKLOAD_NAMESPACE, MetastoreSpec
+from computeplane_agent.connectors import METASTORE_PORT, metastore_service_name
+from computeplane_agent.contract import MetastoreSpec
 from computeplane_agent.install import SYSTEM_NODE_SELECTOR
 from computeplane_agent.render.objects import (
     CONTAINER_SECURITY,
@@ -35,25 +36,11 @@ from computeplane_agent.render.objects import (
 )
 from computeplane_agent.versions import component_release
 
-THRIFT_PORT = 9083
 CONF_DIR = "/opt/hive/conf"
 PASSWORD_KEY = "password"  # noqa: S105 - the Secret key, not a value
 PASSWORD_ENV = "HIVE_DB_PASSWORD"  # noqa: S105 - the variable's name, not a value
 # The label every Presto/Trino pod carries; only those pods may call the metastore.
 _CLUSTER_POD_LABEL = "lakeplane.io/cluster"
-
-
-def metastore_service_name(metastore_id: str) -> str:
-    """The in-cluster Service of a managed metastore (``ms_01hv…`` → ``lp-ms-01hv…``).
-
-    Catalogs reach it at ``thrift://<name>.lakeplane-workloads.svc:9083``; the connector registry
-    (``connectors.metastore_service_name``) names it the same way.
-    """
-    return dns_name(metastore_id)
-
-
-def metastore_uri(metastore_id: str) -> str:
-    return f"thrift://{metastore_service_name(metastore_id)}.{WORKLOAD_NAMESPACE}.svc:{THRIFT_PORT}"
 
 
 def _labels(spec: MetastoreSpec, component: str | None = None) -> dict[str, str]:
@@ -97,7 +84,7 @@ def site_properties(spec: MetastoreSpec) -> dict[str, str]:
         # Hive 3 reads the hive.* name, Hive 4's standalone metastore the metastore.* one.
         "hive.metastore.warehouse.dir": warehouse,
         "metastore.warehouse.dir": warehouse,
-        "metastore.thrift.port": str(THRIFT_PORT),
+        "metastore.thrift.port": str(METASTORE_PORT),
         "hive.metastore.schema.verification": "true",
         "hive.metastore.event.db.notification.api.auth": "false",
     }
@@ -171,7 +158,9 @@ class _MetastoreRenderer:
                 "value": f"-Djavax.jdo.option.ConnectionPassword=$({PASSWORD_ENV})",
             },
         ]
-        container["ports"] = [{"name": "thrift", "containerPort": THRIFT_PORT, "protocol": "TCP"}]
+        container["ports"] = [
+            {"name": "thrift", "containerPort": METASTORE_PORT, "protocol": "TCP"}
+        ]
         container["readinessProbe"] = {
             "tcpSocket": {"port": "thrift"},
             "initialDelaySeconds": 15,
@@ -241,7 +230,7 @@ class _MetastoreRenderer:
                     "ports": [
                         {
                             "name": "thrift",
-                            "port": THRIFT_PORT,
+                            "port": METASTORE_PORT,
                             "targetPort": "thrift",
                             "protocol": "TCP",
                         }
@@ -269,7 +258,7 @@ class _MetastoreRenderer:
                                     }
                                 }
                             ],
-                            "ports": [{"protocol": "TCP", "port": THRIFT_PORT}],
+                            "ports": [{"protocol": "TCP", "port": METASTORE_PORT}],
                         }
                     ],
                 },
