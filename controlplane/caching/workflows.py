@@ -28,6 +28,7 @@ from controlplane.core.workflows import (
     Step,
     Workflow,
     register_workflow,
+    step_attempts,
 )
 from controlplane.providers.aws.reconcilers.nodegroup import (
     NodeGroupReconciler,
@@ -76,11 +77,6 @@ def publish(operation: Operation) -> str:
     return f"desired state version {published.version} published ({len(published.caches)} caches)"
 
 
-def _polls(operation: Operation) -> int:
-    step = operation.steps.filter(name="wait_for_agent").first()
-    return step.attempts if step else 0
-
-
 def _wait_detail(cache: Cache) -> str:
     return (
         f"agent applied version {cache.observed_version} of {cache.desired_version}; "
@@ -106,7 +102,7 @@ def wait_for_agent(operation: Operation) -> str:
     if operation.kind == DELETE_KIND:
         if _removed(cache):
             return "the agent removed the cache's objects"
-        if _polls(operation) >= DELETE_WAIT_POLLS:
+        if step_attempts(operation, "wait_for_agent") >= DELETE_WAIT_POLLS:
             return "the agent did not confirm the removal; going on"
         raise RetryLater(
             "waiting for the agent to remove the cache", delay=poll_delay(WAIT_SECONDS)
@@ -119,7 +115,7 @@ def wait_for_agent(operation: Operation) -> str:
         and cache.workers_ready == cache.workers
     ):
         return f"master and {cache.workers_ready} workers ready"
-    if _polls(operation) >= WAIT_POLLS:
+    if step_attempts(operation, "wait_for_agent") >= WAIT_POLLS:
         raise PermanentError(
             "agent_timeout",
             f"The cache did not become ready in time: {_wait_detail(cache)}. Check the compute "

@@ -24,13 +24,14 @@ from controlplane.catalogs.models import Metastore, MetastoreStatus
 from controlplane.catalogs.services import METASTORE_CREATE_KIND, METASTORE_DELETE_KIND
 from controlplane.clusters.desired import publish_plane
 from controlplane.computeplanes.workflows import poll_delay, reconcile
-from controlplane.core.models import Operation, OperationStep
+from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
     Workflow,
     register_workflow,
+    step_attempts,
 )
 from controlplane.providers.aws.reconcilers.base import ReconcileContext
 from controlplane.providers.aws.reconcilers.rds import (
@@ -112,11 +113,7 @@ def wait_for_agent(operation: Operation) -> str:
         f"metastore {metastore.observed_phase or 'not reported yet'}, schema "
         f"{'ready' if metastore.schema_ready else 'not ready'}"
     )
-    polls = (
-        OperationStep.objects.filter(operation_id=operation.pk, name="wait_for_agent")
-        .values_list("attempts", flat=True)
-        .first()
-    ) or 0
+    polls = step_attempts(operation, "wait_for_agent")
     if polls >= WAIT_POLLS:
         raise PermanentError(
             "agent_timeout",

@@ -40,6 +40,7 @@ from controlplane.core.workflows import (
     Step,
     Workflow,
     register_workflow,
+    step_attempts,
 )
 from controlplane.providers.aws.reconcilers.nodegroup import (
     NodeGroupReconciler,
@@ -114,11 +115,6 @@ def publish(operation: Operation) -> str:
     )
 
 
-def _polls(operation: Operation) -> int:
-    step = operation.steps.filter(name="wait_for_agent").first()
-    return step.attempts if step else 0
-
-
 def _wait_detail(cluster: Cluster) -> str:
     return (
         f"agent applied version {cluster.observed_version} of {cluster.desired_version}; "
@@ -134,7 +130,7 @@ def wait_for_agent(operation: Operation) -> str:
     if operation.kind == DELETE_KIND:
         if applied and cluster.observed_phase == ABSENT:
             return "the agent removed the cluster's objects"
-        if _polls(operation) >= DELETE_WAIT_POLLS:
+        if step_attempts(operation, "wait_for_agent") >= DELETE_WAIT_POLLS:
             return f"the agent did not confirm the removal ({_wait_detail(cluster)}); going on"
     elif operation.kind == STOP_KIND:
         if applied and cluster.observed_phase == "stopped":
@@ -146,7 +142,7 @@ def wait_for_agent(operation: Operation) -> str:
         and cluster.workers_ready == cluster.workers_desired
     ):
         return f"coordinator and {cluster.workers_ready} workers ready"
-    if operation.kind != DELETE_KIND and _polls(operation) >= WAIT_POLLS:
+    if operation.kind != DELETE_KIND and step_attempts(operation, "wait_for_agent") >= WAIT_POLLS:
         raise PermanentError(
             "agent_timeout",
             f"The cluster did not reach the requested state in time: {_wait_detail(cluster)}. "

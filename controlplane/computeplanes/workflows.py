@@ -30,13 +30,14 @@ from controlplane.computeplanes.agentinstall import (
 )
 from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
 from controlplane.computeplanes.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
-from controlplane.core.models import Operation, OperationStep
+from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
     Workflow,
     register_workflow,
+    step_attempts,
 )
 from controlplane.providers.aws.credentials import (
     AwsAccessDenied,
@@ -211,11 +212,7 @@ def wait_for_agent(operation: Operation) -> str:
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)
-    polls = (
-        OperationStep.objects.filter(operation_id=operation.pk, name="wait_for_agent")
-        .values_list("attempts", flat=True)
-        .first()
-    ) or 0
+    polls = step_attempts(operation, "wait_for_agent")
     limit = int(settings.LAKEPLANE_AGENT_CONNECT_MAX_POLLS)
     if polls >= limit:
         hint = (

@@ -165,6 +165,17 @@ def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
     return locked
 
 
+def step_attempts(operation: Operation, step: str) -> int:
+    """How many times ``step`` of ``operation`` has run so far (0 before its first run): the
+    poll count of a waiting step, which gives up after a bounded number of polls."""
+    attempts = (
+        OperationStep.objects.filter(operation_id=operation.pk, name=step)
+        .values_list("attempts", flat=True)
+        .first()
+    )
+    return attempts or 0
+
+
 def record_resource(operation: Operation, key: str, value: Any) -> None:
     """Persist a resource id at once (its own commit), so a crash after AWS answered adopts it."""
     with transaction.atomic():
