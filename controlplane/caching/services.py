@@ -26,6 +26,7 @@ from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.models import Operation
+from controlplane.core.naming import ensure_name_free
 from controlplane.tenancy.models import Organization
 
 CREATE_KIND = "cache.create"
@@ -109,12 +110,6 @@ def validate_request(request: CacheRequest) -> tuple[str, str, dict[str, Any]]:
     return version, instance, policies
 
 
-def _name_taken(organization_id: Any, name: str) -> bool:
-    return Cache.objects.filter(
-        organization_id=organization_id, name=name, deleted_at__isnull=True
-    ).exists()
-
-
 def _start(
     actor: Actor, cache: Cache, kind: str, status: str, action: str, **data: Any
 ) -> Operation:
@@ -145,10 +140,7 @@ def create_cache(
                 f"The compute plane is {plane.status}; caches can be created once it is ready.",
                 errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
             )
-        if _name_taken(organization.pk, request.name):
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-            )
+        ensure_name_free(Cache, organization.pk, request.name)
         cache = Cache.objects.create(
             organization=organization,
             compute_plane=plane,
@@ -218,10 +210,8 @@ def update_cache(
         changed = sorted(k for k in UPDATABLE if wanted[k] != current[k])
         if not changed:
             return locked, None
-        if "name" in changed and _name_taken(locked.organization_id, wanted["name"]):
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{wanted['name']}' already exists."]}
-            )
+        if "name" in changed:
+            ensure_name_free(Cache, locked.organization_id, wanted["name"])
         for key in changed:
             setattr(locked, key, wanted[key])
         operation = _start(

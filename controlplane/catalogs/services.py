@@ -34,6 +34,7 @@ from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.models import Operation
+from controlplane.core.naming import ensure_name_free, name_taken
 from controlplane.tenancy.models import Organization
 
 METASTORE_CREATE_KIND = "metastore.create"
@@ -89,21 +90,11 @@ def _check_catalog(request: CatalogRequest) -> tuple[dict[str, str], dict[str, A
     return properties, secrets
 
 
-def _name_taken(organization_id: str, name: str, exclude: str | None = None) -> None:
-    taken = Catalog.objects.filter(
-        organization_id=organization_id, name=name, deleted_at__isnull=True
-    )
-    if exclude is not None:
-        taken = taken.exclude(pk=exclude)
-    if taken.exists():
-        raise InvalidInput("The name is taken.", errors={"name": [f"'{name}' already exists."]})
-
-
 def create_catalog(*, actor: Actor, organization: Organization, request: CatalogRequest) -> Catalog:
     properties, secrets = _check_catalog(request)
     try:
         with transaction.atomic():
-            _name_taken(organization.pk, request.name)
+            ensure_name_free(Catalog, organization.pk, request.name)
             catalog = Catalog.objects.create(
                 organization=organization,
                 name=request.name,
@@ -121,9 +112,7 @@ def create_catalog(*, actor: Actor, organization: Organization, request: Catalog
                 data={"connector": catalog.connector, "properties": sorted(properties)},
             )
     except IntegrityError:  # a concurrent create won the name
-        raise InvalidInput(
-            "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-        ) from None
+        raise name_taken(request.name) from None
     return catalog
 
 
@@ -177,7 +166,7 @@ def update_catalog(*, actor: Actor, catalog: Catalog, changes: Mapping[str, Any]
         if not changed:
             return locked
         if "name" in changed:
-            _name_taken(locked.organization_id, request.name, exclude=locked.pk)
+            ensure_name_free(Catalog, locked.organization_id, request.name, exclude=locked.pk)
         for key, value in new.items():
             setattr(locked, key, value)
         locked.version += 1
@@ -350,12 +339,7 @@ def create_metastore(
                 f"The compute plane is {plane.status}; a managed metastore needs it ready.",
                 errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
             )
-        if Metastore.objects.filter(
-            organization=organization, name=request.name, deleted_at__isnull=True
-        ).exists():
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-            )
+        ensure_name_free(Metastore, organization.pk, request.name)
         metastore = Metastore.objects.create(
             organization=organization,
             compute_plane=plane,
@@ -413,17 +397,8 @@ def update_metastore(
         changed = sorted(k for k, v in new.items() if getattr(locked, k) != v)
         if not changed:
             return locked
-        if (
-            "name" in changed
-            and Metastore.objects.filter(
-                organization_id=locked.organization_id, name=request.name, deleted_at__isnull=True
-            )
-            .exclude(pk=locked.pk)
-            .exists()
-        ):
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-            )
+        if "name" in changed:
+            ensure_name_free(Metastore, locked.organization_id, request.name, exclude=locked.pk)
         for key, value in new.items():
             setattr(locked, key, value)
         locked.save()

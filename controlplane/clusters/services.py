@@ -25,6 +25,7 @@ from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
 from controlplane.core.models import Operation
+from controlplane.core.naming import ensure_name_free
 from controlplane.tenancy.models import Organization
 
 CREATE_KIND = "cluster.create"
@@ -185,12 +186,7 @@ def create_cluster(
                 f"The compute plane is {plane.status}; clusters can be created once it is ready.",
                 errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
             )
-        if Cluster.objects.filter(
-            organization=organization, name=request.name, deleted_at__isnull=True
-        ).exists():
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-            )
+        ensure_name_free(Cluster, organization.pk, request.name)
         cluster = Cluster.objects.create(
             organization=organization,
             compute_plane=plane,
@@ -243,14 +239,8 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
         if locked.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
             raise Conflict(f"The cluster is {locked.status}.")
         name = changes.get("name")
-        if (
-            name
-            and name != locked.name
-            and Cluster.objects.filter(
-                organization_id=locked.organization_id, name=name, deleted_at__isnull=True
-            ).exists()
-        ):
-            raise InvalidInput("The name is taken.", errors={"name": [f"'{name}' already exists."]})
+        if name and name != locked.name:
+            ensure_name_free(Cluster, locked.organization_id, name)
         errors: dict[str, list[str]] = {}
         _check_bounds(
             locked.workers_desired,

@@ -16,6 +16,7 @@ from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.models import Operation
+from controlplane.core.naming import ensure_name_free
 from controlplane.tenancy.models import Organization
 
 CREATE_KIND = "computeplane.create"
@@ -143,12 +144,7 @@ def create_compute_plane(
 ) -> tuple[ComputePlane, Operation]:
     validate_request(request)
     with transaction.atomic():
-        if ComputePlane.objects.filter(
-            organization=organization, name=request.name, deleted_at__isnull=True
-        ).exists():
-            raise InvalidInput(
-                "The name is taken.", errors={"name": [f"'{request.name}' already exists."]}
-            )
+        ensure_name_free(ComputePlane, organization.pk, request.name)
         plane = unsaved_plane(organization, request)
         plane.save()
         operation = workflows.start_operation(
