@@ -168,6 +168,10 @@ def update_compute_plane(
     """Rename in place; settings that live in AWS go through an update operation."""
     with transaction.atomic():
         locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
+        if changes.get("name", locked.name) != locked.name:
+            ensure_name_free(
+                ComputePlane, locked.organization_id, changes["name"], exclude=locked.pk
+            )
         cloud_changes = {
             k: v for k, v in changes.items() if k != "name" and getattr(locked, k) != v
         }

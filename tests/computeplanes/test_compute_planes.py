@@ -297,3 +297,17 @@ def test_delete_is_409_while_clusters_exist(owner, db):
 
     Cluster.objects.filter(pk=cluster.pk).update(status="deleted")
     assert _dependents(plane) == ""
+
+
+def test_renaming_onto_a_taken_name_is_422_and_changes_nothing(owner):
+    from tests.factories import ComputePlaneFactory
+
+    ComputePlaneFactory(organization=owner.org, name="analytics", status="ready")
+    plane = ComputePlaneFactory(organization=owner.org, name="bi", status="ready")
+    response = owner.client.patch(_url(owner, f"/{plane.id}"), {"name": "analytics"}, format="json")
+    assert response.status_code == 422, response.content
+    assert "name" in response.json()["errors"]
+    plane.refresh_from_db()
+    assert plane.name == "bi"
+    same = owner.client.patch(_url(owner, f"/{plane.id}"), {"name": "bi"}, format="json")
+    assert same.status_code == 200
