@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,8 +39,12 @@ from controlplane.computeplanes.models import AgentStatus, ComputePlane, Compute
 from controlplane.core import audit
 from controlplane.core.errors import LakeplaneError
 
-# Sent after a status report is stored (not on a replay): the clusters app listens, so this
-# app never imports it. Arguments: compute_plane_id, report (contract.StatusReport).
+# Sent after status reports are stored and applied (never for a replay or a report older than
+# the stored one), with ``reports``: a sequence of (compute_plane_id, contract.StatusReport),
+# each compute plane at most once (its newest applied report). One send may carry one report
+# (a report answered on its own) or a whole batch, so listeners do their work per send, in a
+# number of SQL statements that does not grow with the batch. The clusters, catalogs and
+# caching apps listen, so this app never imports them.
 status_reported = Signal()
 
 AGENT_ACTOR = audit.Actor.system_actor("agent")
@@ -543,10 +548,17 @@ def _report_result(report_id: str, now: datetime) -> dict[str, Any]:
     return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
 
 
+def announce_status_batch(reports: Sequence[tuple[str, contract.StatusReport]]) -> None:
+    """Send ``status_reported`` for applied reports, at once (the caller has committed them).
+
+    Each compute plane at most once: its newest applied report. Nothing is sent for none.
+    """
+    if reports:
+        status_reported.send(sender=ObservedState, reports=reports)
+
+
 def _announce_status(plane_id: str, report: contract.StatusReport) -> None:
-    transaction.on_commit(
-        lambda: status_reported.send(sender=ObservedState, compute_plane_id=plane_id, report=report)
-    )
+    transaction.on_commit(lambda: announce_status_batch([(plane_id, report)]))
 
 
 def _status_statement(

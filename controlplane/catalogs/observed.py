@@ -1,12 +1,13 @@
 """Which version of each catalog is live on each cluster, from the agent's status reports.
 
-Listens to ``status_reported`` (fired once per new report). Entries are written with one bulk
-update per report; a report without catalog statuses costs no query at all (the common
-heartbeat-like report of a plane without catalogs).
+Listens to ``status_reported`` (a batch of new reports). A batch's entries are written in one
+transaction: one locking read and one bulk update however many planes it holds; a batch without
+catalog statuses costs no query at all (the common report of a plane without catalogs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -16,29 +17,31 @@ from controlplane.catalogs.models import CatalogAttachment
 
 
 def on_status_reported(
-    sender: Any, *, compute_plane_id: str, report: contract.StatusReport, **kwargs: Any
+    sender: Any, *, reports: Sequence[tuple[str, contract.StatusReport]], **kwargs: Any
 ) -> None:
+    # Keyed by the reporting plane too: an agent speaks only for its own clusters.
     observed = {
-        (status.id, cluster.id): (status, cluster.observed_at)
+        (compute_plane_id, status.id, cluster.id): (status, cluster.observed_at)
+        for compute_plane_id, report in reports
         for cluster in report.clusters
         for status in cluster.catalogs
     }
     if not observed:
         return
     with transaction.atomic():
-        # Only attachments of clusters on the reporting plane: an agent speaks for its own.
         rows = list(
-            CatalogAttachment.objects.select_for_update()
+            CatalogAttachment.objects.select_for_update(of=("self",))
+            .select_related("cluster")
             .filter(
-                cluster__compute_plane_id=compute_plane_id,
-                cluster_id__in={cluster for _, cluster in observed},
-                catalog_id__in={catalog for catalog, _ in observed},
+                cluster__compute_plane_id__in={plane for plane, _, _ in observed},
+                cluster_id__in={cluster for _, _, cluster in observed},
+                catalog_id__in={catalog for _, catalog, _ in observed},
             )
             .order_by("id")
         )
         changed = []
         for row in rows:
-            entry = observed.get((row.catalog_id, row.cluster_id))
+            entry = observed.get((row.cluster.compute_plane_id, row.catalog_id, row.cluster_id))
             if entry is None:
                 continue
             status, at = entry

@@ -92,8 +92,8 @@ def test_an_older_status_report_arriving_late_does_not_overwrite_a_newer_one(age
 def test_status_reports_reach_listeners_once(agent: Agent, django_capture_on_commit_callbacks):
     received = []
 
-    def listener(sender, compute_plane_id, report, **kwargs):
-        received.append((compute_plane_id, report.report_id))
+    def listener(sender, reports, **kwargs):
+        received.append([(plane_id, report.report_id) for plane_id, report in reports])
 
     services.status_reported.connect(listener)
     try:
@@ -103,7 +103,26 @@ def test_status_reports_reach_listeners_once(agent: Agent, django_capture_on_com
             agent.client.post(STATUS, body, format="json")
     finally:
         services.status_reported.disconnect(listener)
-    assert received == [(agent.plane.id, "report-0001")]
+    assert received == [[(agent.plane.id, "report-0001")]]
+
+
+def test_a_batch_of_status_reports_is_one_send_and_none_is_no_send(agent: Agent):
+    from computeplane_agent import contract
+
+    received = []
+
+    def listener(sender, reports, **kwargs):
+        received.append([(plane_id, report.report_id) for plane_id, report in reports])
+
+    first = contract.StatusReport.model_validate(status_report(agent, "report-0001", ready=1))
+    second = contract.StatusReport.model_validate(status_report(agent, "report-0002", ready=2))
+    services.status_reported.connect(listener)
+    try:
+        services.announce_status_batch([])
+        services.announce_status_batch([("cp_a", first), ("cp_b", second)])
+    finally:
+        services.status_reported.disconnect(listener)
+    assert received == [[("cp_a", "report-0001"), ("cp_b", "report-0002")]]
 
 
 def test_usage_is_recorded_per_instance_type_and_a_replay_adds_nothing(agent: Agent):

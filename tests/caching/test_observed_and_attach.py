@@ -107,7 +107,58 @@ def test_a_report_without_caches_costs_the_listener_no_query(
         agent_id=agent.agent_id, report_id=uuid.uuid4().hex, sent_at=timezone.now()
     )
     with django_assert_num_queries(0):
-        on_status_reported(None, compute_plane_id=agent.plane.id, report=report)
+        on_status_reported(None, reports=[(agent.plane.id, report)])
+
+
+def test_a_batch_of_planes_sets_each_planes_own_caches_in_the_same_queries_for_1_or_6(owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from computeplane_agent import contract
+    from controlplane.agentapi.services import agent_id_for
+    from controlplane.caching.observed import on_status_reported
+
+    counts = []
+    for size in (1, 6):
+        planes = [ComputePlaneFactory(organization=owner.org) for _ in range(size)]
+        caches = [CacheFactory(organization=owner.org, compute_plane=plane) for plane in planes]
+        elsewhere = CacheFactory(organization=owner.org)  # of a plane outside the batch
+        gone = CacheFactory(
+            organization=owner.org,
+            compute_plane=planes[0],
+            status="deleted",
+            deleted_at=timezone.now(),
+        )
+        batch = [
+            (
+                plane.id,
+                contract.StatusReport(
+                    agent_id=agent_id_for(plane.id),
+                    report_id=uuid.uuid4().hex,
+                    applied_version=7,
+                    sent_at=timezone.now(),
+                    caches=[
+                        contract.CacheStatus.model_validate(status(listed))
+                        for listed in (cache, elsewhere, gone)
+                    ],
+                ),
+            )
+            for plane, cache in zip(planes, caches, strict=True)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            on_status_reported(None, reports=batch)
+        counts.append(len(queries))
+        for cache in caches:
+            cache.refresh_from_db()
+            assert (cache.observed_version, cache.observed_phase, cache.workers_ready) == (
+                7,
+                "running",
+                2,
+            )
+        for untouched in (elsewhere, gone):
+            untouched.refresh_from_db()
+            assert untouched.observed_at is None
+    assert counts[0] == counts[1]
 
 
 def test_cache_specs_are_one_query_for_any_number_of_caches(owner, django_assert_num_queries):

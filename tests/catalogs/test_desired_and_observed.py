@@ -162,9 +162,9 @@ def test_a_report_for_another_planes_cluster_changes_nothing(org, plane, cluster
     report = contract.StatusReport.model_validate(
         _report(register(plane), {cluster.id: [{"id": catalog.id, "version": 1, "status": "live"}]})
     )
-    on_status_reported(None, compute_plane_id=ComputePlaneFactory().id, report=report)
+    on_status_reported(None, reports=[(ComputePlaneFactory().id, report)])
     assert CatalogAttachment.objects.get().status == "pending"
-    on_status_reported(None, compute_plane_id=plane.id, report=report)
+    on_status_reported(None, reports=[(plane.id, report)])
     assert CatalogAttachment.objects.get().status == "live"
 
 
@@ -172,5 +172,5 @@ def test_a_report_without_catalog_statuses_costs_no_query(plane, clusters):
     (cluster,) = clusters(1)
     report = contract.StatusReport.model_validate(_report(register(plane), {cluster.id: []}))
     with CaptureQueriesContext(connection) as captured:
-        on_status_reported(None, compute_plane_id=plane.id, report=report)
+        on_status_reported(None, reports=[(plane.id, report)])
     assert len(captured) == 0

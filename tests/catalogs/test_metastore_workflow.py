@@ -191,7 +191,7 @@ def test_a_report_without_metastores_costs_no_query(
         sent_at=timezone.now(),
     )
     with django_assert_num_queries(0):
-        on_status_reported(None, compute_plane_id=ready_plane.id, report=report)
+        on_status_reported(None, reports=[(ready_plane.id, report)])
 
 
 def test_an_agent_cannot_report_another_planes_metastore(
@@ -215,9 +215,9 @@ def test_an_agent_cannot_report_another_planes_metastore(
             )
         ],
     )
-    on_status_reported(None, compute_plane_id="cp_someoneelse", report=report)
+    on_status_reported(None, reports=[("cp_someoneelse", report)])
     metastore.refresh_from_db()
     assert (metastore.observed_phase, metastore.schema_ready) == ("", False)
-    on_status_reported(None, compute_plane_id=ready_plane.id, report=report)
+    on_status_reported(None, reports=[(ready_plane.id, report)])
     metastore.refresh_from_db()
     assert (metastore.observed_phase, metastore.schema_ready) == ("running", True)
