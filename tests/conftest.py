@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +16,37 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 # The AWS emulator (moto behind the sandbox layer): sandbox, sandbox_cloud, aws_clients.
 pytest_plugins = ["controlplane.sandbox.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True)
+def _agent_ingest_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Agent reports are written one per request in unit tests, so a test can read what a
+    report changed right after posting it. End-to-end tests (and tests marked
+    ``buffered_ingest``) run the product's default: write-behind batches (agentapi/ingest.py)."""
+    from django.conf import settings
+
+    buffered = request.node.get_closest_marker("e2e") or request.node.get_closest_marker(
+        "buffered_ingest"
+    )
+    if buffered:
+        yield
+        return
+    previous = settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS
+    settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = 0
+    try:
+        yield
+    finally:
+        settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_agent_ingest(django_db_setup: None) -> Iterator[None]:
+    """Flush and stop the write-behind thread before the test database is dropped (it holds
+    its own connection)."""
+    yield
+    from controlplane.agentapi import ingest
+
+    ingest.buffer.stop()
 
 
 @dataclass

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from computeplane_agent import contract
 from controlplane.agentapi import longpoll, statements
+from controlplane.agentapi.credcache import credentials
 from controlplane.agentapi.models import (
     BOOTSTRAP_SCHEME,
     CREDENTIAL_SCHEME,
@@ -301,6 +302,7 @@ def rotate_if_due(
         current.replaced_by = issued.credential
         current.expires_at = min(current.expires_at, now + overlap)
         current.save(update_fields=["replaced_by", "expires_at"])
+        credentials.forget(current.pk)
     return issued
 
 
@@ -313,6 +315,7 @@ def revoke_agent_credentials(
         count = AgentCredential.objects.filter(
             compute_plane=compute_plane, revoked_at__isnull=True
         ).update(revoked_at=now)
+        credentials.forget_compute_plane(compute_plane.pk)
         audit.record(
             actor=actor,
             organization=compute_plane.organization,
@@ -327,6 +330,7 @@ def revoke_credential(credential_id: str, *, now: datetime | None = None) -> Non
     AgentCredential.objects.filter(pk=credential_id, revoked_at__isnull=True).update(
         revoked_at=_now(now)
     )
+    credentials.forget(credential_id)
 
 
 # --- desired state --------------------------------------------------------------------------
@@ -520,7 +524,7 @@ def _record_report(
 ) -> ReportOutcome:
     """Store the report's record and apply it once; a replay returns the stored result."""
     plane_id = credential.compute_plane_id
-    result = _report_result(report_id, now)
+    result = report_result(report_id, now)
     try:
         with transaction.atomic():
             record = AgentReport.objects.create(
@@ -544,7 +548,7 @@ def _replayed(plane_id: str, kind: ReportKind, report_id: str) -> ReportOutcome:
     return ReportOutcome(existing.result, replayed=True)
 
 
-def _report_result(report_id: str, now: datetime) -> dict[str, Any]:
+def report_result(report_id: str, now: datetime) -> dict[str, Any]:
     return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
 
 
@@ -571,7 +575,7 @@ def _status_statement(
     gate when ``gate`` is given (None when the credential does not hold)."""
     from psycopg.types.json import Jsonb
 
-    result = _report_result(report.report_id, now)
+    result = report_result(report.report_id, now)
     sql = _status_sql(gated=gate is not None)
     params: dict[str, Any] = {
         **(gate or {}),

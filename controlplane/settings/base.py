@@ -261,6 +261,18 @@ LAKEPLANE_AGENT_STALE_INTERVALS = env.int("LAKEPLANE_AGENT_STALE_INTERVALS", def
 # Longest desired-state long poll. It must stay under gunicorn's worker timeout (30 s) and
 # any proxy's idle timeout; the agent simply polls again.
 LAKEPLANE_AGENT_MAX_WAIT_SECONDS = env.int("LAKEPLANE_AGENT_MAX_WAIT_SECONDS", default=25)
+# Write-behind ingestion of heartbeats and status reports (PostgreSQL only; agentapi/ingest.py):
+# each web process writes what it accepted in one batch this often (0: one write per request).
+LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = env.float(
+    "LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS", default=0.2
+)
+# Reports a process may hold before it answers the next ones synchronously again.
+LAKEPLANE_AGENT_INGEST_MAX_PENDING = env.int("LAKEPLANE_AGENT_INGEST_MAX_PENDING", default=20000)
+# How long a web process trusts a credential it authenticated in full for those two reports.
+# Every buffered report is checked against the credential's row when written, so a revoked
+# credential writes nothing at once; only its HTTP answers may lag by this much in other
+# processes (agentapi/credcache.py). The desired-state long poll always authenticates in full.
+LAKEPLANE_AGENT_AUTH_CACHE_SECONDS = env.float("LAKEPLANE_AGENT_AUTH_CACHE_SECONDS", default=60.0)
 # Where a long poll hears about a new desired-state version: a Redis URL (pub/sub), or empty
 # to fall back to a bounded poll of the version (SQLite/filesystem-broker sandbox).
 LAKEPLANE_AGENT_NOTIFY_URL = env.str(

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from computeplane_agent import contract
-from controlplane.agentapi import services
+from controlplane.agentapi import ingest, services
 from controlplane.agentapi.api.authentication import (
     REALM,
     AgentCredentialAuthentication,
@@ -205,8 +205,10 @@ def _fast_path_applies(request: HttpRequest) -> bool:
     )
 
 
-def _json_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(_renderer.render(body), content_type="application/json")
+def _json_response(
+    body: dict[str, Any], headers: dict[str, str] | None = None, status: int = 200
+) -> HttpResponse:
+    response = HttpResponse(_renderer.render(body), content_type="application/json", status=status)
     response["Allow"] = _ALLOW
     if len(AgentView.renderer_classes) > 1:  # as APIView.default_response_headers
         response["Vary"] = "Accept"
@@ -247,7 +249,10 @@ def heartbeat(request: HttpRequest) -> HttpResponse:
     if lean is None:
         return _heartbeat_view(request)
     secret, beat = lean
-    # PostgreSQL: authenticated and recorded in one statement (None: nothing was written).
+    # PostgreSQL: buffered and written in batches (ingest.py) when the credential is known.
+    if ingest.enabled() and ingest.accept_heartbeat(secret, beat):
+        return _json_response(HeartbeatView.body(beat))
+    # Authenticated and recorded in one statement (None: nothing was written).
     recorded = services.fast_heartbeat(secret, beat)
     if recorded is not None and not recorded.rotation_due:
         return _json_response(HeartbeatView.body(beat))
@@ -266,6 +271,9 @@ def status_report(request: HttpRequest) -> HttpResponse:
     if lean is None:
         return _status_view(request)
     secret, report = lean
+    if ingest.enabled() and (accepted := ingest.accept_status(secret, report)) is not None:
+        # Applied at most once by the next flush (ingest.py).
+        return _json_response(accepted, status=status.HTTP_202_ACCEPTED)
     outcome = services.fast_status(secret, report)
     if outcome is None:
         credential = _authenticated(secret, report)
