@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -80,6 +81,93 @@ class _TokenLookup:
 _lookup = _TokenLookup()
 
 
+@dataclass(frozen=True)
+class BearerCredential:
+    """A well-formed ``lpt_<prefix>_<secret>`` credential: its lookup prefix and digest."""
+
+    prefix: str
+    digest: str
+
+
+def bearer_credential(header: str) -> BearerCredential | None:
+    """The credential of an ``Authorization: Bearer lpt_…`` header; None for anything else
+    (no header, another scheme, a malformed token), which :meth:`BearerTokenAuthentication.
+    authenticate` answers with its exact outcome."""
+    credential = _bearer(header)
+    prefix = _prefix_of(credential) if credential is not None else None
+    if credential is None or prefix is None:
+        return None
+    return BearerCredential(prefix=prefix, digest=ApiToken.digest_of(credential))
+
+
+def _bearer(header: str) -> str | None:
+    """The credential after ``Bearer`` (any case), stripped; None for another scheme."""
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != BearerTokenAuthentication.keyword.lower():
+        return None
+    return credential.strip()
+
+
+def _prefix_of(credential: str) -> str | None:
+    """The lookup prefix of an ``lpt_<prefix>_<secret>`` credential; None if malformed."""
+    parts = credential.split("_")
+    if len(parts) < 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    return parts[1]
+
+
+def valid_token_sql() -> str:
+    """SQL selecting a token only if it passes every check of ``authenticate`` and belongs to
+    the organization addressed by slug (``resolve_org_role``'s 404 otherwise).
+
+    For hot read paths that authenticate and read in one statement: parameters ``prefix``,
+    ``digest``, ``now`` and ``org`` (see :func:`valid_token_params`); columns ``id``,
+    ``organization_id``, ``role`` and ``use_unrecorded`` (:func:`use_unrecorded` in SQL: pass
+    it to :func:`record_use`). No row means "not served here": the caller hands the request
+    to the DRF view, which authenticates again and answers with the precise 401 or 404.
+    Nothing is remembered between requests, so a revoked token or a deactivated owner is
+    refused on the very next request, as by ``authenticate``.
+    """
+    return _USABLE_CREDENTIAL_SQL.format(
+        token=ApiToken._meta.db_table,
+        organization=Organization._meta.db_table,
+        user=User._meta.db_table,
+    )
+
+
+# ``last_used_at < now - resolution`` is use_unrecorded()'s ``now - last_used_at > resolution``.
+_USABLE_CREDENTIAL_SQL = """SELECT t.id, t.organization_id, t.role,
+        (t.last_used_at IS NULL OR t.last_used_at < %(unrecorded_before)s) AS use_unrecorded
+    FROM {token} t
+    JOIN {organization} o ON o.id = t.organization_id
+    JOIN {user} u ON u.id = t.created_by_id
+    WHERE t.prefix = %(prefix)s AND t.digest = %(digest)s AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > %(now)s) AND u.is_active
+      AND o.slug = %(org)s"""
+
+
+def valid_token_params(
+    credential: BearerCredential, org_slug: str, now: datetime
+) -> dict[str, Any]:
+    """The parameters of :func:`valid_token_sql`."""
+    return {
+        "prefix": credential.prefix,
+        "digest": credential.digest,
+        "now": now,
+        "unrecorded_before": now - LAST_USED_RESOLUTION,
+        "org": org_slug,
+    }
+
+
+def use_unrecorded(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a use at ``now`` is due in ``last_used_at`` (older than the resolution)."""
+    return last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION
+
+
+def record_use(token_id: str, now: datetime) -> None:
+    ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -87,14 +175,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != self.keyword.lower():
+        credential = _bearer(header)
+        if credential is None:
             return None
-        credential = credential.strip()
-        parts = credential.split("_")
-        if len(parts) < 3 or parts[0] != TOKEN_PREFIX:
+        prefix = _prefix_of(credential)
+        if prefix is None:
             raise exceptions.AuthenticationFailed("Malformed API token.")
-        token = _lookup.fetch(parts[1])
+        token = _lookup.fetch(prefix)
         if token is None or not hmac.compare_digest(token.digest, ApiToken.digest_of(credential)):
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if token.revoked_at is not None:
@@ -104,8 +191,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API token has expired.")
         if not token.created_by.is_active:
             raise exceptions.AuthenticationFailed("The owner of this API token is deactivated.")
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        if use_unrecorded(token.last_used_at, now):
+            record_use(token.pk, now)
             token.last_used_at = now
         return token.created_by, token
 

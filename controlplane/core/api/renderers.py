@@ -60,6 +60,8 @@ class PreRenderedJSONRenderer(JSONRenderer):
             members = (f"{self._compact(str(k))}:{self._compact(v)}" for k, v in value.items())
             return "{" + ",".join(members) + "}"
         if isinstance(value, list | tuple) and _has_raw(value):
+            if all(isinstance(v, RawJSON) for v in value):  # a page of stored items
+                return "[" + ",".join(value) + "]"
             return "[" + ",".join(self._compact(v) for v in value) + "]"
         if value is None:
             return "null"  # JSONRenderer.render(None) is an empty body, not a JSON null

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
-from typing import Any, cast
+import copy
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self, cast
 
 from django.db import connection
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
+from rest_framework import exceptions, mixins
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -15,7 +22,9 @@ from controlplane.core import representation, workflows
 from controlplane.core.api.renderers import PreRenderedJSONRenderer, RawJSON
 from controlplane.core.api.serializers import AuditEventSerializer, OperationSerializer
 from controlplane.core.models import AuditEvent, Operation
+from controlplane.core.roles import Role, role_at_least
 from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy import authentication
 
 
 class _PageRows:
@@ -37,23 +46,26 @@ class _PageRows:
     _POSITION = "__position__"
     _compiled: dict[tuple[str, str | None], str] = {}
 
-    def __init__(
-        self, organization_id: str, ordering: str = "-id", position: tuple[str, str] | None = None
-    ) -> None:
+    def __init__(self, organization_id: str) -> None:
         self._organization_id = organization_id
-        self._ordering = ordering
-        self._position = position  # ("lt" | "gt", value)
+        self._ordering = "-id"
+        self._position: tuple[str, str] | None = None  # ("id__lt" | "id__gt", value)
 
-    def order_by(self, *fields: str) -> _PageRows:
+    def _with(self, **changes: Any) -> Self:
+        clone = copy.copy(self)
+        clone.__dict__.update(changes)
+        return clone
+
+    def order_by(self, *fields: str) -> Self:
         if fields not in (("id",), ("-id",)):  # pragma: no cover - the paginator's ordering
             raise ValueError(f"unsupported ordering {fields!r}")
-        return _PageRows(self._organization_id, fields[0], self._position)
+        return self._with(_ordering=fields[0])
 
-    def filter(self, **lookups: str) -> _PageRows:
+    def filter(self, **lookups: str) -> Self:
         ((lookup, value),) = lookups.items()
         if lookup not in ("id__lt", "id__gt"):  # pragma: no cover - the paginator's filters
             raise ValueError(f"unsupported filter {lookup!r}")
-        return _PageRows(self._organization_id, self._ordering, (lookup, value))
+        return self._with(_position=(lookup, value))
 
     @classmethod
     def _sql(cls, ordering: str, lookup: str | None) -> str:
@@ -126,6 +138,147 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         operation = workflows.retry_operation(actor=self.actor, operation=operation)
         operation = Operation.objects.prefetch_related("steps").get(pk=operation.pk)
         return Response(OperationSerializer(operation).data, status=202)
+
+
+# --- the lean entry point of the operations list ----------------------------------------------
+# Consoles and CLIs poll the list with an API token. The usual request (GET, a well-formed
+# Bearer token, JSON accepted, only ?limit= and ?cursor=) is served here without DRF's request
+# wrapping, content negotiation and response finalising, and with ONE statement that both
+# authenticates the token (every check of BearerTokenAuthentication and the org's slug) and
+# reads the page, instead of one round trip for each (bench/RESULTS.md). Anything else — no
+# token or a bad one, another org, a role too low, an invalid cursor, other parameters or
+# methods — goes to the DRF view unchanged, which authenticates again and answers exactly as
+# before. The page, the cursor and the links come from the same CursorPagination object
+# driven the same way, the envelope from its get_paginated_response and the bytes from the
+# view's renderer, so the answer is the DRF view's (tests/core/test_operation_list_lean.py).
+_LEAN_ACCEPTS = frozenset({"", "*/*", "application/json"})
+_LEAN_PARAMS = frozenset({"limit", "cursor"})
+_ALLOW = "GET, HEAD, OPTIONS"
+
+
+# The token (no row unless valid and in the org) and its org's page, rows in page order;
+# an empty page is one row of NULLs after the token.
+_AUTHENTICATED_PAGE = """WITH token AS ({token})
+SELECT token.id, token.role, token.use_unrecorded, page.id, page.representation
+FROM token LEFT JOIN LATERAL (
+    SELECT id, representation FROM {operation}
+    WHERE organization_id = token.organization_id{position}
+    ORDER BY id {direction} LIMIT %(limit)s OFFSET %(offset)s
+) page ON TRUE
+ORDER BY page.id {direction}"""
+
+
+@dataclass(frozen=True)
+class _ValidToken:
+    id: str
+    role: str
+    use_unrecorded: bool
+
+
+class _AuthenticatedPageRows(_PageRows):
+    """_PageRows whose one statement also authenticates: no page unless the token is valid."""
+
+    _compiled_gated: dict[tuple[str, str | None], str] = {}
+
+    def __init__(
+        self, credential: authentication.BearerCredential, org_slug: str, now: datetime
+    ) -> None:
+        super().__init__("")
+        self._params = authentication.valid_token_params(credential, org_slug, now)
+        # Shared by the clones the paginator makes: the token the statement found, if any.
+        self.found: list[_ValidToken] = []
+
+    @classmethod
+    def _gated_sql(cls, ordering: str, lookup: str | None) -> str:
+        key = (ordering, lookup)
+        if key not in cls._compiled_gated:
+            cls._compiled_gated[key] = _AUTHENTICATED_PAGE.format(
+                token=authentication.valid_token_sql(),
+                operation=Operation._meta.db_table,
+                position={None: "", "id__lt": " AND id < %(position)s"}.get(
+                    lookup, " AND id > %(position)s"
+                ),
+                direction="DESC" if ordering.startswith("-") else "ASC",
+            )
+        return cls._compiled_gated[key]
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        start, stop = window.start or 0, window.stop
+        lookup = self._position[0] if self._position else None
+        params = {**self._params, "limit": stop - start, "offset": start}
+        if self._position is not None:
+            params["position"] = self._position[1]
+        with connection.cursor() as cursor:
+            cursor.execute(self._gated_sql(self._ordering, lookup), params)
+            rows = cursor.fetchall()
+        if rows:
+            self.found.append(_ValidToken(*rows[0][:3]))
+        return [{"id": row[3], "representation": row[4]} for row in rows if row[3] is not None]
+
+
+@dataclass(frozen=True)
+class _PaginatorRequest:
+    """What CursorPagination reads from a DRF Request, taken from the Django request."""
+
+    query_params: QueryDict
+    build_absolute_uri: Callable[[], str]
+
+
+def _lean_list(request: HttpRequest, org_slug: str) -> HttpResponse | None:
+    """The usual list request's answer, or None to hand the request to the DRF view."""
+    view = OperationViewSet
+    if not (
+        request.method == "GET"
+        and connection.vendor == "postgresql"
+        and request.headers.get("Accept", "").strip() in _LEAN_ACCEPTS
+        and _LEAN_PARAMS.issuperset(request.GET)
+        and view()._plain_org_scope()
+    ):
+        return None
+    credential = authentication.bearer_credential(request.META.get("HTTP_AUTHORIZATION", ""))
+    if credential is None:
+        return None
+    now = timezone.now()
+    rows = _AuthenticatedPageRows(credential, org_slug, now)
+    paginator = view.pagination_class()  # type: ignore[misc]
+    try:
+        page: list[dict[str, Any]] | None = paginator.paginate_queryset(
+            rows,  # type: ignore[arg-type]
+            _PaginatorRequest(request.GET, request.build_absolute_uri),  # type: ignore[arg-type]
+            view=view,  # type: ignore[arg-type]
+        )
+    except exceptions.APIException:
+        return None  # an invalid cursor: DRF authenticates first, then answers 404
+    required = view.action_roles.get("list") or view.required_roles.get("GET", Role.OWNER)
+    if not rows.found or not role_at_least(Role(rows.found[0].role), required):
+        return None
+    token = rows.found[0]
+    if token.use_unrecorded:
+        authentication.record_use(token.id, now)
+    assert page is not None
+    items = [RawJSON(text) for text in representation.page_representations(page)]
+    data = paginator.get_paginated_response(items).data
+    renderer = view.renderer_classes[0]()
+    response = HttpResponse(
+        renderer.render(data, renderer.media_type), content_type=renderer.media_type
+    )
+    response["Allow"] = _ALLOW
+    if len(view.renderer_classes) > 1:  # as APIView.default_response_headers
+        response["Vary"] = "Accept"
+    return response
+
+
+def lean_operations_list(drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The list route's view: the lean answer when it applies, else ``drf_view``. Carries the
+    DRF view's attributes (cls, actions, csrf_exempt), so URLconf walkers and the schema see
+    the same viewset."""
+
+    @functools.wraps(drf_view)
+    def operations_list(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        answer = _lean_list(request, kwargs.get("org", ""))
+        return answer if answer is not None else drf_view(request, *args, **kwargs)
+
+    return operations_list
 
 
 class AuditEventViewSet(mixins.ListModelMixin, OrgScopedViewSet):
