@@ -5,10 +5,11 @@ round trip when the credential was authenticated in full (``services.authenticat
 less than ``LAKEPLANE_AGENT_AUTH_CACHE_SECONDS`` ago. Only the digest is kept, never the
 secret. What the cache can get wrong is bounded and never reaches the data: every buffered
 report is checked against the credential's row again when it is written (ingest's flush), so
-a credential revoked in between writes nothing; only the HTTP answer to that report can be a
-200/202 instead of a 401, for at most the cache's lifetime, and only in another web process
-(revoking in this process forgets the entry at once). The desired-state long poll, usage
-reports and registration never use the cache.
+a credential revoked in between writes nothing, and the flush forgets every credential it
+refused, so the next request is a 401. Only the answers to reports received between the
+revocation and that process's next flush can be a 200/202 instead of a 401 (in the revoking
+process none: revoking forgets the entry at once). The desired-state long poll, usage reports
+and registration never use the cache.
 """
 
 from __future__ import annotations

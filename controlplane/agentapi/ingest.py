@@ -120,6 +120,7 @@ def _sql(kind: str) -> str:
             "presence": AgentPresence._meta.db_table,
             "report": AgentReport._meta.db_table,
             "observed": ObservedState._meta.db_table,
+            "refused": statements.REFUSED,
         }
         template = statements.HEARTBEAT_BATCH if kind == "heartbeat" else statements.STATUS_BATCH
         _SQL[kind] = template.format(**tables)
@@ -133,6 +134,13 @@ def _columns(items: list[Any]) -> dict[str, list[Any]]:
         "plane": [i.compute_plane_id for i in items],
         "received_at": [i.received_at for i in items],
     }
+
+
+def _refuse(credential_ids: list[str] | None) -> None:
+    """Forget credentials the batch gate refused: their next request is authenticated in full
+    (and answered 401/403) instead of being trusted from memory until the cache entry ages."""
+    for credential_id in credential_ids or ():
+        credentials.forget(credential_id)
 
 
 def write_heartbeats(items: list[PendingHeartbeat]) -> int:
@@ -150,7 +158,10 @@ def write_heartbeats(items: list[PendingHeartbeat]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_sql("heartbeat"), params)
         row = cursor.fetchone()
-    return int(row[1]) if row else 0
+    if row is None:  # pragma: no cover - the statement always answers one row
+        return 0
+    _refuse(row[3])
+    return int(row[1])
 
 
 Applied = list[tuple[str, contract.StatusReport]]
@@ -176,6 +187,7 @@ def write_statuses(items: list[PendingStatus]) -> tuple[int, Applied]:
     if row is None:  # pragma: no cover - the statement always answers one row
         return 0, []
     positions, recorded = row[0] or [], int(row[1])
+    _refuse(row[3])
     return recorded, [(items[p].compute_plane_id, items[p].report) for p in sorted(positions)]
 
 

@@ -116,6 +116,9 @@ BATCH_GATE = """cfg AS (
     WHERE c.digest = b.digest AND c.revoked_at IS NULL AND c.expires_at > b.received_at
       AND c.first_used_at IS NOT NULL AND cp.deleted_at IS NULL AND c.compute_plane_id = b.plane
 )"""
+# The credentials the gate refused for at least one report of the batch: the web process
+# stops trusting them from memory, so their next request is authenticated in full (a 401).
+REFUSED = """ARRAY(SELECT credential FROM batch EXCEPT SELECT credential FROM cred)"""
 # One heartbeat per compute plane (the buffer keeps each plane's newest), so the upsert never
 # meets the same row twice in one statement.
 HEARTBEAT_BATCH = """
@@ -145,7 +148,8 @@ WITH batch AS (
     WHERE cp.id = cred.plane AND cp.id IN (SELECT compute_plane_id FROM presence)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM presence), (SELECT count(*) FROM plane), (SELECT count(*) FROM cfg)
+SELECT (SELECT count(*) FROM presence), (SELECT count(*) FROM plane), (SELECT count(*) FROM cfg),
+    {refused}
 """
 # Every report is recorded (ON CONFLICT DO NOTHING: a replay, even one already applied by an
 # earlier flush or by the synchronous path, records nothing and applies nothing); of the
@@ -184,5 +188,6 @@ WITH batch AS (
 SELECT
     ARRAY(SELECT newest.position FROM newest
           JOIN observed ON observed.compute_plane_id = newest.plane),
-    (SELECT count(*) FROM report), (SELECT count(*) FROM cfg)
+    (SELECT count(*) FROM report), (SELECT count(*) FROM cfg),
+    {refused}
 """

@@ -270,9 +270,10 @@ LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = env.float(
 LAKEPLANE_AGENT_INGEST_MAX_PENDING = env.int("LAKEPLANE_AGENT_INGEST_MAX_PENDING", default=20000)
 # How long a web process trusts a credential it authenticated in full for those two reports.
 # Every buffered report is checked against the credential's row when written, so a revoked
-# credential writes nothing at once; only its HTTP answers may lag by this much in other
-# processes (agentapi/credcache.py). The desired-state long poll always authenticates in full.
-LAKEPLANE_AGENT_AUTH_CACHE_SECONDS = env.float("LAKEPLANE_AGENT_AUTH_CACHE_SECONDS", default=60.0)
+# credential writes nothing at once, and a refused report makes the process forget the
+# credential: its next request there is a 401 (agentapi/credcache.py). The desired-state long
+# poll always authenticates in full.
+LAKEPLANE_AGENT_AUTH_CACHE_SECONDS = env.float("LAKEPLANE_AGENT_AUTH_CACHE_SECONDS", default=900.0)
 # Where a long poll hears about a new desired-state version: a Redis URL (pub/sub), or empty
 # to fall back to a bounded poll of the version (SQLite/filesystem-broker sandbox).
 LAKEPLANE_AGENT_NOTIFY_URL = env.str(

@@ -168,6 +168,9 @@ def test_a_credential_revoked_elsewhere_writes_nothing_and_the_long_poll_refuses
     assert presence(agent).heartbeat_sent_at == before
     assert not ObservedState.objects.filter(compute_plane_id=agent.plane.pk).exists()
     assert agent.client.get(DESIRED, {"wait": 0}).status_code == 401
+    # The flush refused its reports, so this process no longer trusts it from memory.
+    assert agent.client.post(HEARTBEAT, beat(agent), format="json").status_code == 401
+    assert agent.client.post(STATUS, status(agent), format="json").status_code == 401
 
 
 @pytest.mark.buffered_ingest
