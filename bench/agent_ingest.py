@@ -155,6 +155,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2 * common.CORES + 1)
+    parser.add_argument("--worker-class", default="sync", help="make run: gthread")
+    parser.add_argument("--gunicorn-threads", type=int, default=1, help="make run: 8")
     parser.add_argument("--agents", type=int, default=200, help="registered agents to spread over")
     args = parser.parse_args()
 
@@ -191,7 +193,9 @@ def main() -> int:
     }
     results: list[common.WrkResult] = []
     status_answered = 0  # 2xx answers to status reports, warm-up included
-    process = common.start_gunicorn(env, port, args.workers, "sync", 1)
+    process = common.start_gunicorn(
+        env, port, args.workers, args.worker_class, args.gunicorn_threads
+    )
     try:
         common.wait_healthy(base, process)
         for name, (url, script) in endpoints.items():

@@ -83,6 +83,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests run on a file too (not Django's in-memory default): a live server thread (which the
     # local agent processes call) then gets its own connection instead of sharing the test's.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_lakeplane.sqlite3")}
+# A few hot fixed statements run as server-side prepared statements on PostgreSQL
+# (controlplane/core/db.py). Set false behind a transaction-mode connection pooler.
+LAKEPLANE_DB_PREPARED_STATEMENTS = env.bool("LAKEPLANE_DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
 

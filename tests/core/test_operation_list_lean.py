@@ -134,9 +134,11 @@ def test_one_statement_authenticates_and_reads_the_page(
     assert caller.client.get(url).status_code == 200  # stores the representations
     with CaptureQueriesContext(connection) as queries:
         assert caller.client.get(url).status_code == 200
-    statements = [q["sql"] for q in queries.captured_queries if q["sql"] != "SELECT 1"]
+    statements = [q for q in queries.captured_queries if q["sql"] != "SELECT 1"]
     assert len(statements) == 1, statements
     assert lean.answered == 2
+    # On PostgreSQL it is a prepared statement: planned once per connection (core/db.py).
+    assert statements[0].get("prepared") is (True if connection.vendor == "postgresql" else None)
 
 
 def _refused(client: Any, url: str, status: int, lean: LeanSpy, **extra: Any) -> None:

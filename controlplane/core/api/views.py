@@ -21,6 +21,7 @@ from rest_framework.settings import api_settings
 from controlplane.core import representation, workflows
 from controlplane.core.api.renderers import PreRenderedJSONRenderer, RawJSON
 from controlplane.core.api.serializers import AuditEventSerializer, OperationSerializer
+from controlplane.core.db import fetch_prepared
 from controlplane.core.models import AuditEvent, Operation
 from controlplane.core.roles import Role, role_at_least
 from controlplane.core.viewsets import OrgScopedViewSet
@@ -208,9 +209,7 @@ class _AuthenticatedPageRows(_PageRows):
         params = {**self._params, "limit": stop - start, "offset": start}
         if self._position is not None:
             params["position"] = self._position[1]
-        with connection.cursor() as cursor:
-            cursor.execute(self._gated_sql(self._ordering, lookup), params)
-            rows = cursor.fetchall()
+        rows = fetch_prepared(self._gated_sql(self._ordering, lookup), params)
         if rows:
             self.found.append(_ValidToken(*rows[0][:3]))
         return [{"id": row[3], "representation": row[4]} for row in rows if row[3] is not None]
