@@ -18,7 +18,9 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from controlplane.agentapi.models import rotation_due
 
 DEFAULT_MAX_ENTRIES = 100_000
 
@@ -32,9 +34,8 @@ class KnownCredential:
     replaced: bool
     checked_at: float  # time.monotonic() of the full authentication
 
-    def rotation_due(self, now: datetime, lifetime: timedelta) -> bool:
-        """As services.rotate_if_due decides: replaced already, or in the last third of life."""
-        return self.replaced or self.expires_at - now <= lifetime / 3
+    def rotation_due(self, now: datetime) -> bool:
+        return rotation_due(expires_at=self.expires_at, replaced=self.replaced, now=now)
 
 
 class CredentialCache:

@@ -30,12 +30,13 @@ SQLite (the embedded sandbox default) keeps the synchronous path: ``enabled()`` 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -46,13 +47,11 @@ from computeplane_agent import contract
 from controlplane.agentapi import services, statements
 from controlplane.agentapi.credcache import KnownCredential, credentials
 from controlplane.agentapi.models import (
-    CREDENTIAL_SCHEME,
     AgentCredential,
     AgentPresence,
     AgentReport,
     ObservedState,
     ReportKind,
-    digest_of,
 )
 from controlplane.computeplanes.models import AgentStatus, ComputePlane
 
@@ -96,35 +95,29 @@ class FlushResult:
     heartbeats_applied: int = 0
     statuses: int = 0
     statuses_recorded: int = 0
-    statuses_applied: int = 0
     failed: int = 0
     applied_reports: list[tuple[str, contract.StatusReport]] = field(default_factory=list)
 
+    @property
+    def statuses_applied(self) -> int:
+        return len(self.applied_reports)
+
 
 # --- the two statements -----------------------------------------------------------------------
-def _gate() -> str:
-    return statements.BATCH_GATE.format(
-        batch="batch", credential=AgentCredential._meta.db_table, plane=ComputePlane._meta.db_table
-    )
-
-
-_SQL: dict[str, str] = {}
-
-
+@functools.cache
 def _sql(kind: str) -> str:
     """The batch statements, formatted once per process (table names never change)."""
-    if kind not in _SQL:
-        tables = {
-            "gate": _gate(),
-            "plane": ComputePlane._meta.db_table,
-            "presence": AgentPresence._meta.db_table,
-            "report": AgentReport._meta.db_table,
-            "observed": ObservedState._meta.db_table,
-            "refused": statements.REFUSED,
-        }
-        template = statements.HEARTBEAT_BATCH if kind == "heartbeat" else statements.STATUS_BATCH
-        _SQL[kind] = template.format(**tables)
-    return _SQL[kind]
+    plane = ComputePlane._meta.db_table
+    gate = statements.BATCH_GATE.format(credential=AgentCredential._meta.db_table, plane=plane)
+    template = statements.HEARTBEAT_BATCH if kind == "heartbeat" else statements.STATUS_BATCH
+    return template.format(
+        gate=gate,
+        plane=plane,
+        presence=AgentPresence._meta.db_table,
+        report=AgentReport._meta.db_table,
+        observed=ObservedState._meta.db_table,
+        refused=statements.REFUSED,
+    )
 
 
 def _columns(items: list[Any]) -> dict[str, list[Any]]:
@@ -267,10 +260,13 @@ class IngestBuffer:
                     len(heartbeats),
                     len(statuses),
                 )
-                result.failed = len(heartbeats) + len(statuses)
-                result.heartbeats_applied = result.statuses_recorded = result.statuses_applied = 0
-                result.applied_reports = []
                 _discard_connection()
+                # Nothing of the transaction stands: only the counts of what was dropped.
+                return FlushResult(
+                    heartbeats=len(heartbeats),
+                    statuses=len(statuses),
+                    failed=len(heartbeats) + len(statuses),
+                )
             return result
 
     @staticmethod
@@ -287,7 +283,6 @@ class IngestBuffer:
                 result.heartbeats_applied = write_heartbeats(heartbeats)
             if statuses:
                 result.statuses_recorded, applied = write_statuses(statuses)
-                result.statuses_applied = len(applied)
                 result.applied_reports = applied
                 try:
                     with transaction.atomic():  # a savepoint: the reports stay stored
@@ -352,13 +347,16 @@ def _known(secret: str, agent_id: str, now: datetime) -> KnownCredential | None:
     """The credential behind ``secret`` if it speaks for ``agent_id``'s plane: from the cache,
     or proven in full now (one query) and remembered. None sends the request to the
     synchronous path, which answers with the precise error."""
-    body = secret.split("_", 2)
-    prefix, _, plane_body = agent_id.partition("_")
-    if len(body) != 3 or body[0] != CREDENTIAL_SCHEME or prefix != "agt" or not plane_body:
+    presented = services.presented_credential(secret, agent_id)
+    if presented is None:
         return None
-    credential_id, digest, plane_id = f"agc_{body[1]}", digest_of(secret), f"cp_{plane_body}"
-    max_age = float(settings.LAKEPLANE_AGENT_AUTH_CACHE_SECONDS)
-    known = credentials.recall(credential_id, digest, plane_id, now=now, max_age_seconds=max_age)
+    known = credentials.recall(
+        presented.credential_id,
+        presented.digest,
+        presented.compute_plane_id,
+        now=now,
+        max_age_seconds=float(settings.LAKEPLANE_AGENT_AUTH_CACHE_SECONDS),
+    )
     if known is not None:
         return known
     try:
@@ -375,17 +373,13 @@ def _known(secret: str, agent_id: str, now: datetime) -> KnownCredential | None:
     )
 
 
-def _lifetime() -> timedelta:
-    return timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
-
-
 def accept_heartbeat(
     secret: str, heartbeat: contract.Heartbeat, *, now: datetime | None = None
 ) -> bool:
     """Buffer a heartbeat; False when the synchronous path must take it (see module doc)."""
     now = now or timezone.now()
     known = _known(secret, heartbeat.agent_id, now)
-    if known is None or known.rotation_due(now, _lifetime()):
+    if known is None or known.rotation_due(now):
         return False
     return buffer.add_heartbeat(
         PendingHeartbeat(known.credential_id, known.digest, known.compute_plane_id, now, heartbeat)

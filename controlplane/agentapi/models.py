@@ -8,7 +8,9 @@ The wire format of all of it is ``computeplane_agent.contract``; these rows stor
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -17,6 +19,14 @@ from controlplane.core.ids import PrefixedIdField
 # The public scheme markers of the two secrets an agent ever holds (not secrets themselves).
 CREDENTIAL_SCHEME = "lpa"  # a per-agent credential
 BOOTSTRAP_SCHEME = "lpb"  # a one-time bootstrap token
+
+
+def rotation_due(*, expires_at: datetime, replaced: bool, now: datetime) -> bool:
+    """Whether a heartbeat should go through ``services.rotate_if_due``: the credential is in
+    the last third of its life, or was replaced already (rotate_if_due then checks that the
+    replacement reached the agent)."""
+    lifetime = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
+    return replaced or expires_at - now <= lifetime / 3
 
 
 def digest_of(secret: str) -> str:

@@ -35,6 +35,7 @@ from controlplane.agentapi.models import (
     ReportKind,
     UsageRecord,
     digest_of,
+    rotation_due,
 )
 from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
 from controlplane.core import audit
@@ -286,9 +287,10 @@ def rotate_if_due(
     replacement is revoked and a new one issued.
     """
     now = _now(now)
-    lifetime = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
     overlap = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_OVERLAP_SECONDS)
-    if credential.replaced_by_id is None and credential.expires_at - now > lifetime / 3:
+    if not rotation_due(
+        expires_at=credential.expires_at, replaced=credential.replaced_by_id is not None, now=now
+    ):
         return None
     with transaction.atomic():
         current = AgentCredential.objects.select_for_update().get(pk=credential.pk)
@@ -463,17 +465,35 @@ def _status_sql(*, gated: bool) -> str:
     return statements.STATUS.format(**tables)
 
 
-def _gate_params(secret: str, agent_id: str, now: datetime) -> dict[str, Any] | None:
-    """Parameters of the credential gate for the one-statement paths, or None when those do
-    not apply: not PostgreSQL, a malformed credential, or an agent id that names no plane."""
+@dataclass(frozen=True)
+class PresentedCredential:
+    """What a request claims, read from its secret and agent id without a query."""
+
+    credential_id: str
+    digest: str
+    compute_plane_id: str
+
+
+def presented_credential(secret: str, agent_id: str) -> PresentedCredential | None:
+    """The credential id, digest and compute plane a request names; None for a malformed
+    credential or an agent id that names no plane (the full path answers those)."""
     parsed = _split_secret(secret, CREDENTIAL_SCHEME)
     prefix, _, body = agent_id.partition("_")
-    if parsed is None or prefix != "agt" or not body or connection.vendor != "postgresql":
+    if parsed is None or prefix != "agt" or not body:
+        return None
+    return PresentedCredential(f"agc_{parsed[0]}", digest_of(secret), f"cp_{body}")
+
+
+def _gate_params(secret: str, agent_id: str, now: datetime) -> dict[str, Any] | None:
+    """Parameters of the credential gate for the one-statement paths, or None when those do
+    not apply: not PostgreSQL, or nothing presented_credential can read."""
+    presented = presented_credential(secret, agent_id)
+    if presented is None or connection.vendor != "postgresql":
         return None
     return {
-        "credential": f"agc_{parsed[0]}",
-        "digest": digest_of(secret),
-        "plane": f"cp_{body}",
+        "credential": presented.credential_id,
+        "digest": presented.digest,
+        "plane": presented.compute_plane_id,
         "now": now,
     }
 
@@ -504,8 +524,7 @@ def fast_heartbeat(
     if row is None:
         return None
     credential_id, expires_at, replaced_by_id, _ = row
-    lifetime = timedelta(seconds=settings.LAKEPLANE_AGENT_CREDENTIAL_TTL_SECONDS)
-    due = replaced_by_id is not None or expires_at - now <= lifetime / 3
+    due = rotation_due(expires_at=expires_at, replaced=replaced_by_id is not None, now=now)
     return FastHeartbeat(credential_id, rotation_due=due)
 
 

@@ -110,7 +110,7 @@ BATCH_GATE = """cfg AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), cred AS (
     SELECT b.*
-    FROM {batch} b
+    FROM batch b
     JOIN {credential} c ON c.id = b.credential
     JOIN {plane} cp ON cp.id = c.compute_plane_id
     WHERE c.digest = b.digest AND c.revoked_at IS NULL AND c.expires_at > b.received_at
