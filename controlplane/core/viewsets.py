@@ -77,14 +77,20 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.organization, self.role = resolve_org_role(request, self.kwargs.get("org", ""))
-        required = self.action_roles.get(self.action or "") or self.required_roles.get(
-            request.method or "GET", Role.OWNER
-        )
+        required = self.required_role(self.action, request.method)
         if not role_at_least(self.role, required):
             raise exceptions.PermissionDenied(
                 f"This needs the {required.value} role in {self.organization.slug}; "
                 f"you have {self.role.value}."
             )
+
+    @classmethod
+    def required_role(cls, action: str | None, method: str | None) -> Role:
+        """The least role an action needs: ``action_roles`` first, then ``required_roles``
+        by HTTP method; a method neither names needs the owner."""
+        return cls.action_roles.get(action or "") or cls.required_roles.get(
+            method or "GET", Role.OWNER
+        )
 
     def get_queryset(self) -> QuerySet[Any]:
         queryset = super().get_queryset().filter(**{self.org_lookup: self.organization})

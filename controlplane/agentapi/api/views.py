@@ -24,6 +24,7 @@ from controlplane.agentapi.api.authentication import (
 )
 from controlplane.agentapi.longpoll import VersionWaiter, release_database_connection
 from controlplane.agentapi.models import AgentCredential
+from controlplane.core.api import lean
 from controlplane.core.audit import client_ip
 
 Document = TypeVar("Document", bound=pydantic.BaseModel)
@@ -192,26 +193,20 @@ class UsageView(AgentView):
 # checks again (they have no side effects besides the idempotent first_used_at stamp) and
 # answers exactly as before. The success answer is rendered by DRF's JSONRenderer with the
 # headers DRF would add, so the bytes on the wire are the same (tests/agentapi/test_lean.py).
-_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
 _ALLOW = "POST, OPTIONS"
 _renderer = JSONRenderer()
 
 
 def _fast_path_applies(request: HttpRequest) -> bool:
-    return (
-        request.method == "POST"
-        and request.headers.get("Accept", "").strip() in _JSON_ACCEPTS
-        and "format" not in request.GET
-    )
+    return request.method == "POST" and lean.accepts_json(request) and "format" not in request.GET
 
 
 def _json_response(
     body: dict[str, Any], headers: dict[str, str] | None = None, status: int = 200
 ) -> HttpResponse:
-    response = HttpResponse(_renderer.render(body), content_type="application/json", status=status)
-    response["Allow"] = _ALLOW
-    if len(AgentView.renderer_classes) > 1:  # as APIView.default_response_headers
-        response["Vary"] = "Accept"
+    response = lean.response_as_drf(
+        _renderer.render(body), view=AgentView, allow=_ALLOW, status=status
+    )
     for name, value in (headers or {}).items():
         response[name] = value
     return response

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from controlplane.core import representation, workflows
+from controlplane.core.api import lean
 from controlplane.core.api.renderers import PreRenderedJSONRenderer, RawJSON
 from controlplane.core.api.serializers import AuditEventSerializer, OperationSerializer
 from controlplane.core.db import fetch_prepared
@@ -84,13 +85,18 @@ class _PageRows:
             cls._compiled[key] = f"{sql} LIMIT %s OFFSET %s"
         return cls._compiled[key]
 
+    def _bounds(self, window: slice) -> tuple[str | None, str | None, int, int]:
+        """The cursor lookup and position (None before the first page), LIMIT and OFFSET."""
+        start = window.start or 0
+        lookup, position = self._position or (None, None)
+        return lookup, position, window.stop - start, start
+
     def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        start, stop = window.start or 0, window.stop
-        lookup = self._position[0] if self._position else None
+        lookup, position, limit, offset = self._bounds(window)
         params: list[Any] = [self._organization_id]
-        if self._position is not None:
-            params.append(self._position[1])
-        params += [stop - start, start]
+        if position is not None:
+            params.append(position)
+        params += [limit, offset]
         with connection.cursor() as cursor:
             cursor.execute(self._sql(self._ordering, lookup), params)
             return [{"id": id_, "representation": text} for id_, text in cursor.fetchall()]
@@ -123,13 +129,14 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         items = [RawJSON(text) for text in representation.page_representations(page)]
         return self.get_paginated_response(items)
 
-    def _plain_org_scope(self) -> bool:
+    @classmethod
+    def _plain_org_scope(cls) -> bool:
         """True while get_queryset() is exactly "this org's operations" (what _PageRows reads):
         no narrowing in safely_get_queryset and no filter backends. Anything added later sends
         the list back to the ORM path, so the precompiled SQL can never widen the scope."""
         return (
-            type(self).safely_get_queryset is OrgScopedViewSet.safely_get_queryset
-            and not self.filter_backends
+            cls.safely_get_queryset is OrgScopedViewSet.safely_get_queryset
+            and not cls.filter_backends
         )
 
     @extend_schema(request=None, responses={202: OperationSerializer})
@@ -152,7 +159,6 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
 # before. The page, the cursor and the links come from the same CursorPagination object
 # driven the same way, the envelope from its get_paginated_response and the bytes from the
 # view's renderer, so the answer is the DRF view's (tests/core/test_operation_list_lean.py).
-_LEAN_ACCEPTS = frozenset({"", "*/*", "application/json"})
 _LEAN_PARAMS = frozenset({"limit", "cursor"})
 _ALLOW = "GET, HEAD, OPTIONS"
 
@@ -204,11 +210,10 @@ class _AuthenticatedPageRows(_PageRows):
         return cls._compiled_gated[key]
 
     def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        start, stop = window.start or 0, window.stop
-        lookup = self._position[0] if self._position else None
-        params = {**self._params, "limit": stop - start, "offset": start}
-        if self._position is not None:
-            params["position"] = self._position[1]
+        lookup, position, limit, offset = self._bounds(window)
+        params = {**self._params, "limit": limit, "offset": offset}
+        if position is not None:
+            params["position"] = position
         rows = fetch_prepared(self._gated_sql(self._ordering, lookup), params)
         if rows:
             self.found.append(_ValidToken(*rows[0][:3]))
@@ -229,9 +234,9 @@ def _lean_list(request: HttpRequest, org_slug: str) -> HttpResponse | None:
     if not (
         request.method == "GET"
         and connection.vendor == "postgresql"
-        and request.headers.get("Accept", "").strip() in _LEAN_ACCEPTS
+        and lean.accepts_json(request)
         and _LEAN_PARAMS.issuperset(request.GET)
-        and view()._plain_org_scope()
+        and view._plain_org_scope()
     ):
         return None
     credential = authentication.bearer_credential(request.META.get("HTTP_AUTHORIZATION", ""))
@@ -248,7 +253,7 @@ def _lean_list(request: HttpRequest, org_slug: str) -> HttpResponse | None:
         )
     except exceptions.APIException:
         return None  # an invalid cursor: DRF authenticates first, then answers 404
-    required = view.action_roles.get("list") or view.required_roles.get("GET", Role.OWNER)
+    required = view.required_role("list", "GET")
     if not rows.found or not role_at_least(Role(rows.found[0].role), required):
         return None
     token = rows.found[0]
@@ -258,13 +263,12 @@ def _lean_list(request: HttpRequest, org_slug: str) -> HttpResponse | None:
     items = [RawJSON(text) for text in representation.page_representations(page)]
     data = paginator.get_paginated_response(items).data
     renderer = view.renderer_classes[0]()
-    response = HttpResponse(
-        renderer.render(data, renderer.media_type), content_type=renderer.media_type
+    return lean.response_as_drf(
+        renderer.render(data, renderer.media_type),
+        view=view,
+        allow=_ALLOW,
+        content_type=renderer.media_type,
     )
-    response["Allow"] = _ALLOW
-    if len(view.renderer_classes) > 1:  # as APIView.default_response_headers
-        response["Vary"] = "Accept"
-    return response
 
 
 def lean_operations_list(drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
