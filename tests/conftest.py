@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -19,24 +20,13 @@ pytest_plugins = ["controlplane.sandbox.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True)
-def _agent_ingest_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+def _agent_ingest_mode(request: pytest.FixtureRequest, settings: Any) -> None:
     """Agent reports are written one per request in unit tests, so a test can read what a
     report changed right after posting it. End-to-end tests (and tests marked
     ``buffered_ingest``) run the product's default: write-behind batches (agentapi/ingest.py)."""
-    from django.conf import settings
-
-    buffered = request.node.get_closest_marker("e2e") or request.node.get_closest_marker(
-        "buffered_ingest"
-    )
-    if buffered:
-        yield
-        return
-    previous = settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS
-    settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = 0
-    try:
-        yield
-    finally:
-        settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = previous
+    node = request.node
+    if not (node.get_closest_marker("e2e") or node.get_closest_marker("buffered_ingest")):
+        settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = 0
 
 
 @pytest.fixture(scope="session", autouse=True)
