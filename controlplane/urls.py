@@ -46,5 +46,7 @@ urlpatterns = [
     path("", include("controlplane.tenancy.urls")),
 ]
 
+handler400 = "controlplane.core.errors.handler400"
+handler403 = "controlplane.core.errors.handler403"
 handler404 = "controlplane.core.errors.handler404"
 handler500 = "controlplane.core.errors.handler500"

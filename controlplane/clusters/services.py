@@ -274,7 +274,10 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
     return locked
 
 
-def resize_cluster(*, actor: Actor, cluster: Cluster, workers: int) -> tuple[Cluster, Operation]:
+def resize_cluster(
+    *, actor: Actor, cluster: Cluster, workers: int
+) -> tuple[Cluster, Operation | None]:
+    """Start a resize; resizing to the current size changes nothing and starts no operation."""
     with transaction.atomic():
         locked = _locked(cluster, ClusterStatus.RUNNING, action="resized")
         if not locked.workers_min <= workers <= locked.workers_max:
@@ -287,6 +290,8 @@ def resize_cluster(*, actor: Actor, cluster: Cluster, workers: int) -> tuple[Clu
                     ]
                 },
             )
+        if workers == locked.workers_desired:
+            return locked, None
         locked.workers_desired = workers
         operation = _start(actor, locked, RESIZE_KIND, ClusterStatus.RESIZING, "resize_requested")
     return locked, operation

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
@@ -145,6 +147,22 @@ def _json_problem(status_code: int, title: str, detail: str, code: str) -> JsonR
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return _json_problem(404, "Not found", "No such resource.", "not-found")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django's own 400s (raised before any view: a too big body, a bad Host header)."""
+    if isinstance(exception, RequestDataTooBig):
+        return _json_problem(
+            413,
+            "Request too big",
+            f"The request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            "request-too-big",
+        )
+    return _json_problem(400, "Bad request", "The request was malformed.", "bad-request")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_problem(403, "Permission denied", "This request is not allowed.", "forbidden")
 
 
 def handler500(request: HttpRequest) -> JsonResponse:

@@ -356,7 +356,32 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "client_errors": {"()": "controlplane.core.logfilters.ClientErrorsWithoutTraceback"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django logs a client's mistakes caught before any view with a traceback (a logger's
+        # filters do not reach its children, hence each by name).
+        **{
+            name: {"filters": ["client_errors"]}
+            for name in (
+                "django.request",
+                "django.security.RequestDataTooBig",
+                "django.security.DisallowedHost",
+                "django.security.TooManyFieldsSent",
+                "django.security.TooManyFilesSent",
+                "django.security.SuspiciousOperation",
+                "django.security.csrf",
+            )
+        },
+    },
 }

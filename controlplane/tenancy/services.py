@@ -212,9 +212,18 @@ def revoke_token(*, actor: Actor, token: ApiToken) -> None:
 
 
 def bootstrap(
-    *, org_slug: str, email: str, org_name: str | None = None
+    *,
+    org_slug: str,
+    email: str,
+    org_name: str | None = None,
+    token_name: str | None = None,
+    expires_in_days: int | None = None,
 ) -> tuple[Organization, User, IssuedToken]:
-    """First user of an installation; idempotent (a re-run issues a fresh token)."""
+    """First user of an installation; idempotent (a re-run issues a fresh token).
+
+    With ``token_name`` the token is rotated: the owner's earlier live tokens of that name are
+    revoked, so a repeated bootstrap (each ``make run``) leaves exactly one valid token.
+    """
     actor = Actor.system_actor("bootstrap")
     with transaction.atomic():
         user = get_or_create_user(email)
@@ -229,13 +238,19 @@ def bootstrap(
         if membership.role != Role.OWNER:
             membership.role = Role.OWNER
             membership.save(update_fields=["role"])
+        if token_name is not None:
+            earlier = ApiToken.objects.filter(
+                organization=org, created_by=user, name=token_name, revoked_at__isnull=True
+            )
+            for token in earlier:
+                revoke_token(actor=actor, token=token)
         issued = create_token(
             actor=actor,
             organization=org,
             created_by=user,
-            name=f"bootstrap {timezone.now():%Y-%m-%d %H:%M}",
+            name=token_name or f"bootstrap {timezone.now():%Y-%m-%d %H:%M}",
             role=Role.OWNER,
             acting_role=Role.OWNER,
-            expires_in_days=None,
+            expires_in_days=expires_in_days,
         )
     return org, user, issued

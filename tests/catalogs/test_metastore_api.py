@@ -106,7 +106,11 @@ def test_deleting_a_metastore_in_use_is_409(member, org, plane):
     assert response.json()["errors"]["catalogs"] == [catalog.id]
     member.client.delete(f"/api/v1/orgs/{org.slug}/catalogs/{catalog.id}")
     assert member.client.delete(url(member, created["id"])).status_code == 204
-    assert member.client.get(url(member, created["id"])).status_code == 404
+    # One rule for every resource: a deleted one stays listed as "deleted".
+    assert member.client.get(url(member, created["id"])).json()["status"] == "deleted"
+    listed = member.client.get(url(member)).json()["results"]
+    assert [(m["id"], m["status"]) for m in listed] == [(created["id"], "deleted")]
+    assert member.client.delete(url(member, created["id"])).status_code == 409
 
 
 def test_patching_a_metastore_uri_bumps_its_catalogs(member, org, plane):

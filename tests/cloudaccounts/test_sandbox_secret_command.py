@@ -37,3 +37,19 @@ def test_refuses_real_aws_and_an_empty_value(sandbox, settings, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(CommandError, match="standard input"):
         call_command("sandbox_create_secret", account.pk, "x")
+
+
+def test_finds_the_running_emulator_without_aws_endpoint_url(
+    sandbox, settings, monkeypatch, tmp_path
+):
+    # As the README shows it: no AWS_ENDPOINT_URL prefix; `make run` recorded the endpoint.
+    from controlplane.sandbox import endpoint
+
+    settings.AWS_ENDPOINT_URL = ""
+    settings.DATA_DIR = str(tmp_path)
+    endpoint.record(tmp_path, sandbox.endpoint_url)
+    account = CloudAccountFactory(aws_account_id=sandbox.account_id)
+    monkeypatch.setattr("sys.stdin", io.StringIO(VALUE + "\n"))
+    out = StringIO()
+    call_command("sandbox_create_secret", account.pk, "lakeplane/found", stdout=out)
+    assert out.getvalue().startswith("arn: arn:aws:secretsmanager:")

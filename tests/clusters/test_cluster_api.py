@@ -155,3 +155,25 @@ def test_the_compute_plane_cannot_be_deleted_while_a_cluster_lives(owner, plane)
     ClusterFactory(organization=owner.org, compute_plane=plane)
     response = owner.client.delete(f"/api/v1/orgs/{owner.org.slug}/compute-planes/{plane.id}")
     assert response.status_code == 409
+
+
+def test_resizing_to_the_current_size_is_200_with_no_operation(owner):
+    from controlplane.core.models import Operation
+
+    cluster = ClusterFactory(organization=owner.org)
+    response = owner.client.post(
+        url(owner, f"/{cluster.id}/resize"), {"workers": cluster.workers_desired}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "running"
+    assert not Operation.objects.filter(organization=owner.org).exists()
+
+
+@pytest.mark.parametrize("workers", ["5", True, 2.5, None])
+def test_numbers_are_json_numbers_only(owner, workers):
+    cluster = ClusterFactory(organization=owner.org)
+    response = owner.client.post(
+        url(owner, f"/{cluster.id}/resize"), {"workers": workers}, format="json"
+    )
+    assert response.status_code == 400
+    assert "workers" in response.json()["errors"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.core.ids import new_id
+from controlplane.core.roles import Role
 from tests.factories import OperationFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +186,14 @@ def test_precompiled_page_query_pages_exactly_like_the_orm(owner, org, monkeypat
     monkeypatch.setattr(OperationViewSet, "_plain_org_scope", classmethod(lambda cls: False))
     assert walk() == fast
     assert len(fast) == 5  # 3 pages forward, 2 back
+
+
+@pytest.mark.parametrize("limit", ["abc", "0", "-3", "2.5", ""])
+@pytest.mark.django_db
+def test_an_invalid_limit_is_a_400_naming_the_field(org, make_caller, limit):
+    caller = make_caller(org, Role.OWNER, via="token")
+    for path in ("operations", "clusters", "cloud-accounts"):
+        response = caller.client.get(f"/api/v1/orgs/{org.slug}/{path}?limit={limit}")
+        assert response.status_code == 400, (path, limit)
+        assert response["Content-Type"] == "application/problem+json"
+        assert list(response.json()["errors"]) == ["limit"]

@@ -7,19 +7,19 @@ from rest_framework import serializers
 
 from controlplane.caching.models import Cache
 from controlplane.caching.validation import policies_as_list
-from controlplane.core.api.serializers import OperationRefSerializer
+from controlplane.core.api.serializers import OperationRefSerializer, StrictIntegerField
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 
 
 class CacheWorkersSerializer(serializers.Serializer[Any]):
-    desired = serializers.IntegerField()
-    ready = serializers.IntegerField()
+    desired = StrictIntegerField()
+    ready = StrictIntegerField()
 
 
 class CacheUsageSerializer(serializers.Serializer[Any]):
-    bytes_used = serializers.IntegerField()
-    bytes_capacity = serializers.IntegerField()
+    bytes_used = StrictIntegerField()
+    bytes_capacity = StrictIntegerField()
     hit_ratio = serializers.FloatField(allow_null=True)
     observed_at = serializers.DateTimeField(allow_null=True)
 
@@ -36,7 +36,7 @@ class CachePolicySerializer(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=["preload", "pin", "ttl", "write_back"])
     path = serializers.CharField(required=False)
     schedule = serializers.CharField(required=False)
-    seconds = serializers.IntegerField(required=False)
+    seconds = StrictIntegerField(required=False)
 
 
 class CacheSerializer(serializers.ModelSerializer[Cache]):
@@ -117,11 +117,11 @@ class CacheCreateSerializer(serializers.Serializer[Any]):
     )
     compute_plane = serializers.RegexField(r"^cp_[0-9a-z]+$")
     version = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    workers = serializers.IntegerField()
+    workers = StrictIntegerField()
     # Checked by the services (422 with the allowed values), like the sizes that depend on it.
     medium = serializers.CharField(max_length=16)
     worker_instance_type = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    size_gb_per_worker = serializers.IntegerField()
+    size_gb_per_worker = StrictIntegerField()
     mounts = CacheMountSerializer(many=True)
     policies = serializers.ListField(child=serializers.DictField(), default=list, max_length=1000)
 
@@ -129,8 +129,8 @@ class CacheCreateSerializer(serializers.Serializer[Any]):
 class CacheUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.RegexField(NAME_RE, required=False)
     version = serializers.CharField(required=False, max_length=32)
-    workers = serializers.IntegerField(required=False)
-    size_gb_per_worker = serializers.IntegerField(required=False)
+    workers = StrictIntegerField(required=False)
+    size_gb_per_worker = StrictIntegerField(required=False)
     mounts = CacheMountSerializer(many=True, required=False)
     policies = serializers.ListField(child=serializers.DictField(), required=False, max_length=1000)
     # Fixed for a cache's life; accepted here so the services answer 422 with the reason.

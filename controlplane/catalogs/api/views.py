@@ -105,8 +105,8 @@ class MetastoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
     serializer_class = s.MetastoreSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(deleted_at__isnull=True)
+    # A deleted metastore stays listed with status "deleted", like planes, clusters and caches
+    # (docs/api.md).
 
     def _answer(self, metastore: Metastore, operation: Any, code: int) -> Response:
         if operation is not None:

@@ -9,7 +9,11 @@ from computeplane_agent.contract import MAX_CATALOGS_PER_CLUSTER, WORKLOAD_NAMES
 from computeplane_agent.render.cluster import resource_prefix
 from computeplane_agent.render.engines import HTTP_PORT
 from controlplane.clusters.models import Cluster, Engine
-from controlplane.core.api.serializers import OperationRefSerializer
+from controlplane.core.api.serializers import (
+    OperationRefSerializer,
+    StrictBooleanField,
+    StrictIntegerField,
+)
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 MAX_WORKERS = 1000
@@ -19,10 +23,10 @@ MAX_CATALOGS = MAX_CATALOGS_PER_CLUSTER
 
 
 class WorkersSerializer(serializers.Serializer[Any]):
-    desired = serializers.IntegerField()
-    ready = serializers.IntegerField()
-    min_count = serializers.IntegerField()
-    max_count = serializers.IntegerField()
+    desired = StrictIntegerField()
+    ready = StrictIntegerField()
+    min_count = StrictIntegerField()
+    max_count = StrictIntegerField()
     instance_type = serializers.CharField()
     spot = serializers.BooleanField()
 
@@ -102,10 +106,10 @@ class CoordinatorInput(serializers.Serializer[Any]):
 
 class WorkersInput(serializers.Serializer[Any]):
     instance_type = serializers.CharField(max_length=32)
-    count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS)
-    min_count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
-    max_count = serializers.IntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
-    spot = serializers.BooleanField(default=False)
+    count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS)
+    min_count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
+    max_count = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    spot = StrictBooleanField(default=False)
 
 
 class ClusterCreateSerializer(serializers.Serializer[Any]):
@@ -121,18 +125,18 @@ class ClusterCreateSerializer(serializers.Serializer[Any]):
         child=serializers.RegexField(CATALOG_ID_RE), default=list, max_length=MAX_CATALOGS
     )
     cache = serializers.RegexField(CACHE_ID_RE, required=False, allow_null=True, default=None)
-    auto_suspend_minutes = serializers.IntegerField(
+    auto_suspend_minutes = StrictIntegerField(
         required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
     )
 
 
 class ClusterUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.RegexField(NAME_RE, required=False)
-    auto_suspend_minutes = serializers.IntegerField(
+    auto_suspend_minutes = StrictIntegerField(
         required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
     )
-    min_count = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
-    max_count = serializers.IntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    min_count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
+    max_count = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
     catalogs = serializers.ListField(
         child=serializers.RegexField(CATALOG_ID_RE),
         required=False,
@@ -145,4 +149,4 @@ class ClusterUpdateSerializer(serializers.Serializer[Any]):
 
 
 class ResizeSerializer(serializers.Serializer[Any]):
-    workers = serializers.IntegerField(min_value=0, max_value=MAX_WORKERS)
+    workers = StrictIntegerField(min_value=0, max_value=MAX_WORKERS)

@@ -78,7 +78,9 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         cluster, operation = services.delete_cluster(actor=self.actor, cluster=self.get_object())
         return self._accepted(cluster, operation)
 
-    @extend_schema(request=s.ResizeSerializer, responses={202: s.ClusterSerializer})
+    @extend_schema(
+        request=s.ResizeSerializer, responses={200: s.ClusterSerializer, 202: s.ClusterSerializer}
+    )
     @action(detail=True, methods=["post"])
     def resize(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cluster = self.get_object()
@@ -87,6 +89,8 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         cluster, operation = services.resize_cluster(
             actor=self.actor, cluster=cluster, workers=body.validated_data["workers"]
         )
+        if operation is None:  # already that size: nothing to do
+            return Response(s.ClusterSerializer(cluster).data)
         return self._accepted(cluster, operation)
 
     @extend_schema(request=None, responses={202: s.ClusterSerializer})

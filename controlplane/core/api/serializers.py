@@ -106,3 +106,25 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     @extend_schema_field(OperationTargetSerializer)
     def get_target(self, event: AuditEvent) -> dict[str, str]:
         return {"type": event.target_type, "id": event.target_id}
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer given as a JSON number: ``"5"``, ``true`` and ``5.5`` are invalid.
+
+    The API's one rule for JSON types (docs/api.md): a field's value has the JSON type the
+    schema names; strings are never read as numbers or booleans.
+    """
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A boolean given as JSON ``true``/``false`` only."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from controlplane.core.api.serializers import StrictIntegerField
 from controlplane.core.roles import Role
 from controlplane.tenancy.models import SLUG_VALIDATOR, ApiToken, Membership, Organization, User
 from controlplane.tenancy.services import MAX_TOKEN_DAYS
@@ -90,7 +91,7 @@ class TokenSerializer(serializers.ModelSerializer[ApiToken]):
 class TokenCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=Role.choices)
-    expires_in_days = serializers.IntegerField(
+    expires_in_days = StrictIntegerField(
         min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True, default=90
     )
 

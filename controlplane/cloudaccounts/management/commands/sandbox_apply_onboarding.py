@@ -25,10 +25,14 @@ class Command(BaseCommand):
         parser.add_argument("--stack-name", default="lakeplane-access")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.AWS_ENDPOINT_URL:
+        from controlplane.sandbox.endpoint import running_endpoint
+
+        endpoint_url = settings.AWS_ENDPOINT_URL or running_endpoint(settings.DATA_DIR)
+        if not endpoint_url:
             raise CommandError(
-                "AWS_ENDPOINT_URL is not set: this command only talks to the sandbox emulator. "
-                "Against real AWS, create the stack from the quick-create link instead."
+                "No sandbox emulator is running (start it with `make run`; or set "
+                "AWS_ENDPOINT_URL to your own): this command only talks to the sandbox emulator. "
+                "Against real AWS, use your own tools in your own account."
             )
         from controlplane.sandbox.customers import admin_client
 
@@ -39,7 +43,7 @@ class Command(BaseCommand):
         )
         if account is None:
             raise CommandError(f"No cloud account {options['account_id']}.")
-        cfn = admin_client(settings.AWS_ENDPOINT_URL, "cloudformation", account.aws_account_id)
+        cfn = admin_client(endpoint_url, "cloudformation", account.aws_account_id)
         cfn.create_stack(
             StackName=options["stack_name"],
             TemplateBody=json.dumps(onboarding.cloudformation_template(account)),

@@ -26,10 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("--region", default="us-east-1")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not settings.AWS_ENDPOINT_URL:
+        from controlplane.sandbox.endpoint import running_endpoint
+
+        endpoint_url = settings.AWS_ENDPOINT_URL or running_endpoint(settings.DATA_DIR)
+        if not endpoint_url:
             raise CommandError(
-                "AWS_ENDPOINT_URL is not set: this command only talks to the sandbox emulator. "
-                "Against real AWS, create the secret in your own account with your own tools."
+                "No sandbox emulator is running (start it with `make run`; or set "
+                "AWS_ENDPOINT_URL to your own): this command only talks to the sandbox emulator. "
+                "Against real AWS, use your own tools in your own account."
             )
         from controlplane.sandbox.customers import admin_client
 
@@ -40,7 +44,7 @@ class Command(BaseCommand):
         if not value:
             raise CommandError("Give the secret's value on standard input.")
         secrets = admin_client(
-            settings.AWS_ENDPOINT_URL,
+            endpoint_url,
             "secretsmanager",
             account.aws_account_id,
             region=options["region"],

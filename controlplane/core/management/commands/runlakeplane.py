@@ -18,10 +18,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 DEMO_ORG = "demo"
 DEMO_EMAIL = "demo@lakeplane.local"
+# Each start rotates this one token: the previous one is revoked, the new one expires.
+SANDBOX_TOKEN_NAME = "sandbox"  # noqa: S105 - a label, not a secret
+SANDBOX_TOKEN_DAYS = 7
 
 
 class Command(BaseCommand):
@@ -47,7 +50,12 @@ class Command(BaseCommand):
         if emulator is not None:
             command, endpoint = emulator
             env["AWS_ENDPOINT_URL"] = endpoint
-            processes.append(("aws-emulator", subprocess.Popen(command, env=env)))
+            from controlplane.sandbox import endpoint as emulator_endpoint
+
+            emulator_endpoint.record(settings.DATA_DIR, endpoint)
+            processes.append(
+                ("aws-emulator", subprocess.Popen(command, env=env, start_new_session=True))
+            )
         python = sys.executable
         processes += [
             (
@@ -71,6 +79,7 @@ class Command(BaseCommand):
                         "5",
                     ],
                     env=env,
+                    start_new_session=True,
                 ),
             ),
             (
@@ -91,6 +100,7 @@ class Command(BaseCommand):
                         "INFO",
                     ],
                     env=env,
+                    start_new_session=True,
                 ),
             ),
             (
@@ -109,6 +119,7 @@ class Command(BaseCommand):
                         str(Path(settings.DATA_DIR) / "celerybeat-schedule"),
                     ],
                     env=env,
+                    start_new_session=True,
                 ),
             ),
         ]
@@ -121,25 +132,18 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        self._wait_for(f"{base_url}healthz", processes)
+        failed = self._wait_for(f"{base_url}healthz", processes)
+        if failed is not None:
+            # The banner is a promise that everything is up: never print it before a failure.
+            self.stderr.write(f"{failed}; stopping.")
+            self._stop_all(processes)
+            raise SystemExit(1)
         # Local agents of ready compute planes come back with their stored credentials; run in a
         # child so it sees the same settings as the worker (emulator endpoint, public URL).
         manage = [python, str(Path(__file__).resolve().parents[4] / "manage.py")]
         subprocess.run([*manage, "localagents", "start"], env=env, check=False)
-        lines = [
-            "",
-            "Lakeplane is running (sandbox). Press Ctrl-C to stop.",
-            f"  Console:   {base_url}",
-            f"  Sign in:   {DEMO_EMAIL} / {password}",
-            f"  API docs:  {base_url}api/docs/",
-            f"  API token: token: {token}",
-            f"  Try:       curl -H 'Authorization: Bearer {token}' {base_url}api/v1/me",
-        ]
-        if "AWS_ENDPOINT_URL" in env:
-            lines.append(f"  AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}")
-        self.stdout.write("\n".join(lines) + "\n")
+        self.stdout.write("\n".join(banner_lines(base_url, password, token, env)) + "\n")
         self.stdout.flush()
-
         try:
             while not stopping:
                 for name, proc in processes:
@@ -153,6 +157,10 @@ class Command(BaseCommand):
             # Ctrl-C does not reach them: stop them explicitly.
             subprocess.run([*manage, "localagents", "stop"], env=env, check=False)
             self._stop_all(processes)
+            if emulator is not None:
+                from controlplane.sandbox import endpoint as emulator_endpoint
+
+                emulator_endpoint.forget(settings.DATA_DIR)
 
     def _demo_password(self) -> str:
         path = Path(settings.DATA_DIR) / "demo_password"
@@ -166,7 +174,14 @@ class Command(BaseCommand):
 
         out = StringIO()
         call_command(
-            "bootstrap", org=DEMO_ORG, email=DEMO_EMAIL, name="Demo", password=password, stdout=out
+            "bootstrap",
+            org=DEMO_ORG,
+            email=DEMO_EMAIL,
+            name="Demo",
+            password=password,
+            token_name=SANDBOX_TOKEN_NAME,
+            expires_in_days=SANDBOX_TOKEN_DAYS,
+            stdout=out,
         )
         return out.getvalue().strip().removeprefix("token: ")
 
@@ -176,36 +191,88 @@ class Command(BaseCommand):
             return None
         if os.environ.get("AWS_ENDPOINT_URL"):
             return None  # someone runs their own emulator
-        import controlplane.sandbox
+        from controlplane.sandbox.endpoint import PORT_VARIABLE, PortTaken, choose_port
+        from controlplane.sandbox.server import DEFAULT_PORT
 
-        default_port = getattr(controlplane.sandbox, "DEFAULT_PORT", 4566)
-        port = int(os.environ.get("LAKEPLANE_EMULATOR_PORT", default_port))
+        try:
+            port = choose_port(os.environ.get(PORT_VARIABLE))
+        except PortTaken as exc:
+            raise CommandError(str(exc)) from exc
+        if port != DEFAULT_PORT and not os.environ.get(PORT_VARIABLE):
+            self.stdout.write(
+                f"Port {DEFAULT_PORT} is taken; the AWS emulator uses port {port} "
+                f"(set {PORT_VARIABLE} to choose one)."
+            )
         command = [sys.executable, "-m", "controlplane.sandbox", "serve", "--port", str(port)]
         return command, f"http://127.0.0.1:{port}"
 
-    def _wait_for(self, url: str, processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    def _wait_for(
+        self, url: str, processes: list[tuple[str, subprocess.Popen[bytes]]]
+    ) -> str | None:
+        """None once the web answers and every component still runs, else what went wrong."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            for name, proc in processes:
+                if proc.poll() is not None:
+                    return f"{name} exited with {proc.returncode} while starting"
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our URL
                     if response.status == 200:
-                        return
+                        break
             except OSError:
                 pass
-            if any(proc.poll() is not None for _, proc in processes):
-                return
             time.sleep(0.3)
+        else:
+            return f"the web server did not answer {url} within 60 s"
+        # Worker and beat fail fast on bad settings: give them a moment to do so.
+        time.sleep(1)
+        for name, proc in processes:
+            if proc.poll() is not None:
+                return f"{name} exited with {proc.returncode} while starting"
+        return None
 
     def _stop_all(self, processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-        for _, proc in processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for name, proc in processes:
+        stop_in_order(processes, self.stderr.write)
+        self.stdout.write("Lakeplane stopped.\n")
+
+
+def banner_lines(base_url: str, password: str, token: str, env: dict[str, str]) -> list[str]:
+    """What ``make run`` prints once every component is up."""
+    lines = [
+        "",
+        "Lakeplane is running (sandbox). Press Ctrl-C to stop.",
+        f"  Console:   {base_url}",
+        f"  Sign in:   {DEMO_EMAIL} / {password}",
+        f"  API docs:  {base_url}api/docs/",
+        f"  API token: {token} (valid {SANDBOX_TOKEN_DAYS} days; the next start replaces it)",
+        f"  Try:       curl -H 'Authorization: Bearer {token}' {base_url}api/v1/me",
+    ]
+    if "AWS_ENDPOINT_URL" in env:
+        lines.append(f"  AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}")
+    return lines
+
+
+def stop_in_order(
+    processes: list[tuple[str, subprocess.Popen[bytes]]],
+    warn: Any,
+    timeout: float = 15,
+) -> list[str]:
+    """Stop components newest first, each with SIGTERM, one after the other; the stop order.
+
+    The children run in their own sessions, so the terminal's Ctrl-C reaches only this command:
+    gunicorn's master then gets one SIGTERM (a graceful stop of its workers) instead of a SIGINT
+    to every process at once, which made it SIGKILL workers that were already exiting. The web
+    order is beat (no new tasks), worker, web, and last the emulator, which they may still call.
+    """
+    stopped: list[str] = []
+    for name, proc in reversed(processes):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop in time; killing it.")
+                warn(f"{name} did not stop in time; killing it.")
                 proc.kill()
                 proc.wait()
-        self.stdout.write("Lakeplane stopped.\n")
+        stopped.append(name)
+    return stopped

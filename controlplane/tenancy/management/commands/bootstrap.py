@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 
+from controlplane.core.errors import InvalidInput
 from controlplane.tenancy import services
 from controlplane.tenancy.models import SLUG_VALIDATOR
 
@@ -27,6 +28,14 @@ class Command(BaseCommand):
             default=None,
             help="also set a console password for the owner (sandbox convenience)",
         )
+        parser.add_argument(
+            "--token-name",
+            default=None,
+            help="name the token and revoke the owner's earlier live tokens of that name",
+        )
+        parser.add_argument(
+            "--expires-in-days", type=int, default=None, help="the token's lifetime (default: none)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -34,9 +43,16 @@ class Command(BaseCommand):
             validate_email(options["email"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        _org, user, issued = services.bootstrap(
-            org_slug=options["org"], email=options["email"], org_name=options["name"]
-        )
+        try:
+            _org, user, issued = services.bootstrap(
+                org_slug=options["org"],
+                email=options["email"],
+                org_name=options["name"],
+                token_name=options["token_name"],
+                expires_in_days=options["expires_in_days"],
+            )
+        except InvalidInput as exc:
+            raise CommandError(str(exc)) from exc
         if options["password"]:
             user.set_password(options["password"])
             user.save(update_fields=["password"])
