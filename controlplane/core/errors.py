@@ -7,12 +7,14 @@ handler turns them, and DRF's own errors, into
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -91,6 +93,14 @@ def problem(
     }
 
 
+def blocking_resources(objects: Iterable[Model]) -> dict[str, list[str]]:
+    """``{"compute planes": ["prod (cp_…)", …], …}``: what a refused delete waits for."""
+    grouped: dict[str, list[str]] = {}
+    for obj in objects:
+        grouped.setdefault(str(obj._meta.verbose_name_plural), []).append(str(obj))
+    return {kind: sorted(names) for kind, names in sorted(grouped.items())}
+
+
 _TITLES = {
     400: "Bad request",
     401: "Authentication required",
@@ -109,6 +119,19 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, LakeplaneError):
         body = problem(exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
         return Response(body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, (ProtectedError, RestrictedError)):
+        # Whatever path deleted a referenced row: a conflict with what references it, never a 500.
+        blockers = (
+            exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        )
+        body = problem(
+            409,
+            "Conflict",
+            "Other resources still use this one; delete them first.",
+            code="conflict",
+            errors=blocking_resources(blockers),
+        )
+        return Response(body, status=409, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, DjangoValidationError):
         errors = _flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
         exc = exceptions.ValidationError(errors)

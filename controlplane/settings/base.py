@@ -68,7 +68,10 @@ TEMPLATES = [
 # --- Storage -------------------------------------------------------------------------------
 # The embedded default is a SQLite file in the data dir; CI and production set DATABASE_URL.
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'lakeplane.sqlite3'}"),
+    # An empty DATABASE_URL counts as unset (production refuses both).
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'lakeplane.sqlite3'}"
+    ),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -333,10 +336,8 @@ LOGIN_REDIRECT_URL_FAILURE = "/login/"
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
 AWS_DEFAULT_REGION = env.str("AWS_DEFAULT_REGION", default="us-east-1")
 # The principal customers' roles trust: Lakeplane's own AWS account (or its control-plane
-# role). The default is the emulator's vendor account; production sets the real one.
-LAKEPLANE_VENDOR_PRINCIPAL = env.str(
-    "LAKEPLANE_VENDOR_PRINCIPAL", default="arn:aws:iam::123456789012:root"
-)
+# role). No default here: the sandbox defaults to the emulator's account, production requires it.
+LAKEPLANE_VENDOR_PRINCIPAL = env.str("LAKEPLANE_VENDOR_PRINCIPAL", default="")
 # Where the quick-create link finds the onboarding template (an S3 URL Lakeplane publishes).
 LAKEPLANE_CFN_TEMPLATE_URL = env.str(
     "LAKEPLANE_CFN_TEMPLATE_URL",

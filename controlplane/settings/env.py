@@ -30,3 +30,27 @@ def sandbox_secret_key() -> str:
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
+
+
+# The AWS account id the local emulator (moto) uses for everything it creates: a fine default
+# for the sandbox, never a trust target in production.
+EMULATOR_ACCOUNT_ID = "123456789012"
+
+
+def required(name: str, why: str = "") -> str:
+    """The variable's value; missing or empty stops the process with a message naming it."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    value: str = env.str(name, default="").strip()
+    if not value:
+        raise ImproperlyConfigured(
+            f"Set the environment variable {name}: production refuses to start without it"
+            + (f" ({why})." if why else ".")
+        )
+    return value
+
+
+def refuse(name: str, problem: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"The environment variable {name} {problem}.")

@@ -4,9 +4,37 @@
 """
 
 from controlplane.settings.base import *  # noqa: F403
-from controlplane.settings.env import env
+from controlplane.settings.base import CELERY_BROKER_URL, DATABASES
+from controlplane.settings.env import EMULATOR_ACCOUNT_ID, env, refuse, required
 
-SECRET_KEY = env.str("SECRET_KEY")  # required: missing fails at start
+# Everything below is required: a missing or empty one stops the process, naming the variable.
+SECRET_KEY = required("SECRET_KEY", "sessions, CSRF and token digests are keyed with it")
+if len(SECRET_KEY) < 50:
+    refuse("SECRET_KEY", "is too short: use at least 50 random characters")
+
+required("DATABASE_URL", "a PostgreSQL URL, postgres://user:password@host:5432/name")
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    refuse(
+        "DATABASE_URL",
+        "must name a PostgreSQL database (postgres://...): production runs on PostgreSQL only",
+    )
+
+required("CELERY_BROKER_URL", "redis:// or amqp://; operations cannot run without a broker")
+if not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+    refuse(
+        "CELERY_BROKER_URL",
+        "must be a Redis or RabbitMQ URL (redis://, amqp://), not a local broker",
+    )
+
+LAKEPLANE_VENDOR_PRINCIPAL = required(
+    "LAKEPLANE_VENDOR_PRINCIPAL", "the ARN of Lakeplane's own AWS account that customer roles trust"
+)
+if f":{EMULATOR_ACCOUNT_ID}:" in LAKEPLANE_VENDOR_PRINCIPAL:
+    refuse(
+        "LAKEPLANE_VENDOR_PRINCIPAL",
+        "names the local AWS emulator's account; set the real vendor ARN",
+    )
+
 DEBUG = False
 LAKEPLANE_MODE = "production"
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from controlplane.core import audit
 from controlplane.core.audit import Actor
-from controlplane.core.errors import Conflict, InvalidInput
+from controlplane.core.errors import Conflict, InvalidInput, blocking_resources
 from controlplane.core.roles import Role, role_at_least
 from controlplane.tenancy.models import ApiToken, Membership, Organization, User
 
@@ -54,10 +55,34 @@ def update_organization(*, actor: Actor, organization: Organization, name: str) 
 
 
 def delete_organization(*, actor: Actor, organization: Organization) -> None:
-    # Later resources (compute planes, clusters) must block this while they exist; for now the
-    # organization owns only rows in the control plane.
+    """Remove an organization that owns no live cloud resources.
+
+    Live compute planes, clusters, caches and metastores protect it (they own AWS resources that
+    only their own delete operations tear down): the answer is a 409 listing them, by kind.
+    Soft-deleted ones are history whose AWS side is gone; they go with the organization.
+    """
     with transaction.atomic():
-        organization.delete()
+        _delete_past(organization, depth=0)
+
+
+def _delete_past(obj: models.Model, *, depth: int) -> None:
+    """Delete ``obj``, first removing soft-deleted rows that protect it; live ones are a 409."""
+    while True:
+        try:
+            obj.delete()
+            return
+        except ProtectedError as error:
+            protected = list(error.protected_objects)
+        live = [o for o in protected if getattr(o, "deleted_at", None) is None]
+        if live:
+            raise Conflict(
+                "Delete these resources first: the organization still owns them.",
+                errors=blocking_resources(live),
+            ) from None
+        if depth > 10:  # a protection cycle among soft-deleted rows: a bug, not the caller's
+            raise
+        for row in protected:
+            _delete_past(row, depth=depth + 1)
 
 
 def get_or_create_user(email: str) -> User:

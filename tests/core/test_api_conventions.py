@@ -126,6 +126,9 @@ def test_production_settings_pass_deploy_checks(tmp_path):
         "SECRET_KEY": "x" * 10 + "-production-grade-secret-key-for-the-check-" + "y" * 20,
         "ALLOWED_HOSTS": "lakeplane.example.com",
         "LAKEPLANE_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": "postgres://lakeplane@db.internal:5432/lakeplane",
+        "CELERY_BROKER_URL": "redis://broker.internal:6379/0",
+        "LAKEPLANE_VENDOR_PRINCIPAL": "arn:aws:iam::210987654321:role/lakeplane-control-plane",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
