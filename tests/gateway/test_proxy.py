@@ -258,3 +258,88 @@ class FakeAgent:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def one_cluster_group(co: Coordinator, state: str) -> list[dict[str, Any]]:
+    cluster = {
+        "id": co.name,
+        "name": f"{co.name}-name",
+        "engine": "trino",
+        "url": co.url,
+        "state": state,
+    }
+    return [{"name": "sleepy", "clusters": [cluster]}]
+
+
+def test_a_query_to_a_sleeping_group_wakes_the_cluster_and_returns_rows(coordinators: Any) -> None:
+    a, b = coordinators
+    a.starting = True
+    agent = FakeAgent(lambda cluster: setattr(a, "starting", False))
+    fast = {
+        "interval_seconds": 0.05,
+        "timeout_seconds": 2,
+        "fail_threshold": 2,
+        "success_threshold": 2,
+    }
+    raw = raw_config(
+        a,
+        b,
+        agent_url=agent.url,
+        groups=one_cluster_group(a, "stopped"),
+        default_group="sleepy",
+        health=fast,
+    )
+    g = start_in_thread(parse_config(raw), KEY)
+    try:
+        rows, docs = run_query(g.url, "SELECT woken")
+        assert agent.wakes == ["a"]
+        assert docs[0]["stats"]["state"] == "QUEUED"
+        assert docs[0]["id"].startswith("gw_")
+        assert len(rows) == 30
+        assert a.statements == ["SELECT woken"]
+    finally:
+        g.stop()
+        agent.stop()
+    # The record of the query reached the agent without its text.
+    assert [r["cluster"] for r in agent.records] == ["a"]
+    assert agent.records[0]["query_text"] is None
+    assert agent.records[0]["routing_group"] == "sleepy"
+    assert agent.records[0]["user"] == "alice"
+    assert agent.records[0]["bytes_out"] > 0
+
+
+def test_a_cluster_that_does_not_come_up_ends_in_a_clear_error(coordinators: Any) -> None:
+    a, b = coordinators
+    a.fail = True
+    agent = FakeAgent(lambda cluster: None)
+    raw = raw_config(
+        a, b, agent_url=agent.url, groups=one_cluster_group(a, "suspended"), default_group="sleepy"
+    )
+    raw["wake"]["max_wait_seconds"] = 1
+    g = start_in_thread(parse_config(raw), KEY)
+    try:
+        _, docs = run_query(g.url)
+    finally:
+        g.stop()
+        agent.stop()
+    error = docs[-1]["error"]
+    assert error["errorName"] == "CLUSTER_WAKE_TIMEOUT"
+    assert "a-name (a) did not come up within 1 s" in error["message"]
+    assert "500" in error["message"]  # why: what its coordinator answered
+    assert a.statements == []
+
+
+def test_query_text_reaches_the_agent_only_when_turned_on(coordinators: Any) -> None:
+    planted = "SELECT 'planted-secret-text'"
+    for query_text in (False, True):
+        agent = FakeAgent(lambda cluster: None)
+        g = start_in_thread(
+            parse_config(raw_config(*coordinators, agent_url=agent.url, query_text=query_text)), KEY
+        )
+        try:
+            run_query(g.url, planted)
+        finally:
+            g.stop()
+            agent.stop()
+        texts = [r["query_text"] for r in agent.records]
+        assert texts == ([planted] if query_text else [None])
