@@ -18,7 +18,7 @@ from aiohttp import web
 
 from computeplane_agent.gateway import protocol, uris
 from computeplane_agent.gateway.config import ConfigError, GatewayConfig, load_config
-from computeplane_agent.gateway.health import UP, ClusterHealth, Probe, observe
+from computeplane_agent.gateway.health import DOWN, UP, ClusterHealth, Probe, observe
 from computeplane_agent.gateway.records import FLUSH_SECONDS, QueryRecorder
 from computeplane_agent.gateway.routing import route
 
@@ -32,6 +32,7 @@ URI_FIELDS = ("nextUri", "infoUri", "partialCancelUri")
 IDLE_SECONDS = 120.0  # a query not followed up for this long no longer counts as in flight here
 WAKE_WAIT_STEP = 0.25  # first hold of a woken query's poll; doubles up to WAKE_WAIT_MAX
 WAKE_WAIT_MAX = 2.0
+_UNREACHABLE = "GATEWAY_BACKEND_UNREACHABLE"
 
 
 @dataclass
@@ -104,16 +105,20 @@ class Proxy:
         state = self.state
         body = await request.read()
         config = state.config
-        decision = route(
-            config,
-            protocol.facts_from(_lower(request.headers)),
-            state.health,
-            state.in_flight_counts(),
-        )
-        if decision.cluster_id is not None:
-            return await self._submit(
-                request, body, decision.cluster_id, decision.group or "", time.time()
-            )
+        facts = protocol.facts_from(_lower(request.headers))
+        health = dict(state.health)
+        while True:
+            decision = route(config, facts, health, state.in_flight_counts())
+            if decision.cluster_id is None:
+                break
+            try:
+                return await self._submit(
+                    request, body, decision.cluster_id, decision.group or "", time.time()
+                )
+            except aiohttp.ClientConnectorError as exc:
+                # Not even connected, so no query exists there: try the next choice at once
+                # rather than wait for the poller to notice.
+                health[decision.cluster_id] = ClusterHealth(state=DOWN, last_error=str(exc))
         if decision.wake is not None:
             await self._ask_wake(decision.wake)
             token = uris.sign(state.key, {
@@ -227,11 +232,15 @@ class Proxy:
                 headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
                 status = resp.status
                 is_json = resp.content_type == "application/json"
+        except aiohttp.ClientConnectorError:
+            if method == "POST" and url.endswith("/v1/statement"):
+                raise
+            return _error(request, f"Cluster {ctx['c']} could not be reached.", _UNREACHABLE, 502)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return _error(
                 request,
                 f"Cluster {ctx['c']} could not be reached: {exc}.",
-                "GATEWAY_BACKEND_UNREACHABLE",
+                _UNREACHABLE,
                 502,
             )
         if not is_json or status != 200:
@@ -489,8 +498,9 @@ class AppThread:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
 
 
 class GatewayThread(AppThread):

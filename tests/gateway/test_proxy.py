@@ -343,3 +343,16 @@ def test_query_text_reaches_the_agent_only_when_turned_on(coordinators: Any) -> 
             agent.stop()
         texts = [r["query_text"] for r in agent.records]
         assert texts == ([planted] if query_text else [None])
+
+
+def test_a_backend_that_refuses_connections_is_skipped_before_the_poller_notices(
+    gateways: list[GatewayThread], coordinators: Any
+) -> None:
+    a = coordinators[0]
+    g = gateways[0]
+    a.stop()  # a dead process: connections refused
+    assert g.state.health["a"].state == "up"
+    for _ in range(3):
+        rows, docs = run_query(g.url)
+        assert docs[0]["id"].startswith("b_")
+        assert len(rows) == 30
