@@ -15,20 +15,26 @@ help:
 	@echo "make run    - start Lakeplane (sandbox: SQLite, filesystem broker, local AWS emulator)"
 	@echo "make test   - install everything and run linters and the whole test suite"
 	@echo "make check  - ruff, mypy and import-linter only"
-	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+	@echo "make lock   - re-resolve requirements.lock (runtime) and requirements-dev.lock (tests, sandbox)"
 
 # --- environment ---------------------------------------------------------------------------
-$(VENV)/.installed: pyproject.toml requirements.lock
+# requirements.lock is what production installs (no moto, no pytest); requirements-dev.lock adds
+# the sandbox emulator and the test/lint tools. Both are hash-pinned; `make run` and `make test`
+# install the development lock, which includes every runtime pin.
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.6,<1"
-	$(UV) pip install --quiet --python $(PY) -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements-dev.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
 
+LOCK_FLAGS := --quiet --python-version 3.11 --no-header --generate-hashes
+
 lock:
-	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock && \
+	  $(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
