@@ -47,6 +47,10 @@ def test_production_runs_web_replicas_one_beat_and_non_root_everywhere() -> None
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert web["initContainers"][0]["name"] == "wait-for-migrations"
+    # The image collects the console's static files at build time; the ConfigMap must not move
+    # STATIC_ROOT away from them.
+    (config,) = (o for o in objects if o["kind"] == "ConfigMap")
+    assert "STATIC_ROOT" not in config["data"]
     for dep in [*deployments.values(), *(o for o in objects if o["kind"] == "Job")]:
         pod = dep["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
