@@ -219,6 +219,9 @@ class ClusterSpec(ContractModel):
     # Upper bound of a query's run time; the worker grace period is derived from it so a
     # shutting-down worker finishes its running tasks (1 min .. 24 h).
     max_query_minutes: int = Field(default=60, ge=1, le=1440)
+    # Set by ``POST …/drain`` (and by stop, delete and upgrade): the gateway sends the cluster
+    # no new queries and lets the running ones finish.
+    draining: bool = False
 
 
 class MetastoreDatabase(ContractModel):
@@ -287,8 +290,77 @@ class CacheSpec(ContractModel):
     policies: CachePolicies = Field(default_factory=CachePolicies)
 
 
+# A regular expression matched against a whole request value (user, source, a header, …).
+RoutingPattern = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,128}$", max_length=128)]
+ClientTag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MAX_ROUTING_GROUPS = 100
+MAX_ROUTING_RULES = 500
+MAX_RULE_HEADERS = 20
+MAX_RULE_TAGS = 20
+
+
+class RoutingGroupSpec(ContractModel):
+    """A set of clusters that take the same queries; the gateway picks the least loaded."""
+
+    name: Name
+    clusters: list[ClusterId] = Field(min_length=1, max_length=MAX_CLUSTERS)
+    # Another group's name: where queries go when no cluster of this group can take them.
+    fallback: Name | None = None
+    # Prefer a cluster with a cache attached (its cache may already hold the data).
+    prefer_cache: bool = False
+
+
+class RoutingMatch(ContractModel):
+    """Every given field must match; an empty match matches every request."""
+
+    user: RoutingPattern | None = None
+    source: RoutingPattern | None = None
+    client_tags: list[ClientTag] = Field(default_factory=list, max_length=MAX_RULE_TAGS)
+    headers: dict[HeaderName, RoutingPattern] = Field(
+        default_factory=dict, max_length=MAX_RULE_HEADERS, json_schema_extra=_CLOSED_MAPPING
+    )
+    catalog: RoutingPattern | None = None
+    # The session schema (``schema`` in the gateway's own config and in the dry-run API).
+    schema_name: RoutingPattern | None = None
+
+
+class RoutingRuleSpec(ContractModel):
+    name: Name
+    # Lowest first; ties by name.
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    group: Name
+    match: RoutingMatch = Field(default_factory=RoutingMatch)
+
+
+class GatewayHealthSpec(ContractModel):
+    interval_seconds: float = Field(default=2.0, gt=0, le=300)
+    timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    fail_threshold: int = Field(default=3, ge=1, le=100)
+    success_threshold: int = Field(default=2, ge=1, le=100)
+
+
+class GatewayWakeSpec(ContractModel):
+    enabled: bool = True
+    max_wait_seconds: float = Field(default=300.0, gt=0, le=3600)
+
+
 class GatewaySpec(ContractModel):
+    """The compute plane's query gateway (computeplane_agent/gateway): one address for every
+    cluster of the plane. The agent renders it and writes the gateway's config file from this."""
+
     enabled: bool = False
+    replicas: int = Field(default=2, ge=1, le=10)
+    routing_groups: list[RoutingGroupSpec] = Field(
+        default_factory=list, max_length=MAX_ROUTING_GROUPS
+    )
+    rules: list[RoutingRuleSpec] = Field(default_factory=list, max_length=MAX_ROUTING_RULES)
+    # The group for a request no rule matches; null: such a request is refused with a reason.
+    default_group: Name | None = None
+    # Query text leaves the VPC only when the organization turned it on for this plane.
+    query_text: bool = False
+    health: GatewayHealthSpec = Field(default_factory=GatewayHealthSpec)
+    wake: GatewayWakeSpec = Field(default_factory=GatewayWakeSpec)
 
 
 class DesiredState(ContractModel):
@@ -466,6 +538,49 @@ class UsageReport(ContractModel):
         return self
 
 
+# --- the gateway's reports (agent -> control plane) ----------------------------------------
+
+MAX_QUERY_RECORDS = 1000
+MAX_QUERY_TEXT = 64 * 1024
+QueryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$", max_length=128)]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+class QueryRecord(ContractModel):
+    """One query as the gateway saw it: metadata only (no text unless the plane allows it)."""
+
+    query_id: QueryId
+    cluster_id: ClusterId | None = None
+    routing_group: Name | None = None
+    user: ShortText | None = None
+    source: ShortText | None = None
+    state: Literal["FINISHED", "FAILED", "CANCELED"]
+    error_name: ShortText | None = None
+    queued_ms: int = Field(default=0, ge=0)
+    elapsed_ms: int = Field(default=0, ge=0)
+    bytes_in: int = Field(default=0, ge=0)
+    bytes_out: int = Field(default=0, ge=0)
+    started_at: datetime
+    finished_at: datetime
+    # Present only when ``GatewaySpec.query_text`` is true; the control plane drops it otherwise.
+    query_text: Annotated[str, StringConstraints(max_length=MAX_QUERY_TEXT)] | None = None
+
+
+class QueryReport(ContractModel):
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    report_id: ReportId
+    queries: list[QueryRecord] = Field(default_factory=list, max_length=MAX_QUERY_RECORDS)
+
+
+class WakeRequest(ContractModel):
+    """The gateway routed a query to a group whose clusters all sleep: start this one."""
+
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    cluster_id: ClusterId
+
+
 # Every top-level document, for the schema test and for the control plane's OpenAPI component list.
 DOCUMENTS: tuple[type[ContractModel], ...] = (
     DesiredState,
@@ -474,4 +589,6 @@ DOCUMENTS: tuple[type[ContractModel], ...] = (
     Heartbeat,
     StatusReport,
     UsageReport,
+    QueryReport,
+    WakeRequest,
 )
