@@ -8,7 +8,7 @@ UV := $(VENV)/bin/uv
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint format typecheck importlint venv frontend frontend-test e2e-deps \
+.PHONY: run test check lint format typecheck importlint venv tools frontend frontend-test e2e-deps \
         migrate lock clean help
 
 help:
@@ -30,11 +30,23 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 
 venv: $(VENV)/.installed
 
+# checkov and hadolint (tests/infra) live in their own venv: their dependency trees are not the
+# application's. Hash-pinned in requirements-tools.lock (from requirements-tools.in).
+TOOLS := .venv-tools
+$(TOOLS)/.installed: requirements-tools.lock
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.6,<1"
+	$(TOOLS)/bin/uv pip install --quiet --python $(TOOLS)/bin/python --require-hashes -r requirements-tools.lock
+	touch $@
+
+tools: $(TOOLS)/.installed
+
 LOCK_FLAGS := --quiet --python-version 3.11 --no-header --generate-hashes
 
 lock:
 	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock && \
-	  $(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	  $(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock && \
+	  $(UV) pip compile requirements-tools.in $(LOCK_FLAGS) -o requirements-tools.lock
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
@@ -56,7 +68,7 @@ e2e-deps: tests/e2e/oidc_provider/node_modules/.package-lock.json frontend
 run: venv frontend
 	PORT=$(PORT) $(PY) manage.py runlakeplane
 
-test: venv e2e-deps check frontend-test
+test: venv tools e2e-deps check frontend-test
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 # --- checks --------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import hcl2
 import pytest
 
 from controlplane.providers.aws import generate_external_id, onboarding_artifacts, policies
+from tests.hcl import load_hcl
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / onboarding_artifacts.TERRAFORM_MODULE_DIR
@@ -244,25 +244,10 @@ def test_terraform_trust_template_renders_to_the_trust_policy() -> None:
     assert json.loads(rendered) == policies.trust_policy(VENDOR, external_id)
 
 
-def _plain(value: Any) -> Any:
-    """python-hcl2 8 keeps string literals quoted (keys too); strip that for comparisons."""
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return json.loads(value)
-    return value
-
-
-def _load_hcl(text: str) -> dict[str, Any]:
-    return dict(_plain(hcl2.loads(text)))
-
-
 def _load_module() -> dict[str, Any]:
     merged: dict[str, list[Any]] = {}
     for path in sorted(MODULE.glob("*.tf")):
-        for key, value in _load_hcl(path.read_text()).items():
+        for key, value in load_hcl(path.read_text()).items():
             if not key.startswith("__"):
                 merged.setdefault(key, []).extend(value)
     return merged
@@ -289,8 +274,8 @@ def test_rendered_module_call_and_tfvars_parse_and_carry_the_account_values() ->
     variables = onboarding_artifacts.terraform_variables(
         vendor_principal=VENDOR, external_id=external_id, tenant_tag="acme ${evil}"
     )
-    tfvars = _load_hcl(onboarding_artifacts.terraform_tfvars(variables))
-    call = _load_hcl(onboarding_artifacts.terraform_module_call(variables))
+    tfvars = load_hcl(onboarding_artifacts.terraform_tfvars(variables))
+    call = load_hcl(onboarding_artifacts.terraform_module_call(variables))
     (module,) = call["module"]
     arguments = module["lakeplane_customer_role"]
     assert arguments["source"] == "./infra/modules/customer-role"
