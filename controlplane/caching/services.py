@@ -22,6 +22,7 @@ from computeplane_agent.versions import (
 from controlplane.caching import validation
 from controlplane.caching.models import Cache, CacheStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.services import ensure_operable
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
@@ -113,6 +114,12 @@ def validate_request(request: CacheRequest) -> tuple[str, str, dict[str, Any]]:
 def _start(
     actor: Actor, cache: Cache, kind: str, status: str, action: str, **data: Any
 ) -> Operation:
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cache.compute_plane,
+        action=f"{kind.split('.')[1]} the cache",
+        allow_degraded=kind == DELETE_KIND,
+    )
     cache.status = status
     operation = workflows.start_operation(
         actor=actor, organization=cache.organization, kind=kind, target=cache
@@ -135,6 +142,7 @@ def create_cache(
     version, instance, policies = validate_request(request)
     with transaction.atomic():
         plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
+        ensure_operable(plane, action="create a cache on it")
         if plane.status != ComputePlaneStatus.READY:
             raise Conflict(
                 f"The compute plane is {plane.status}; caches can be created once it is ready.",

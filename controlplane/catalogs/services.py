@@ -30,6 +30,7 @@ from controlplane.catalogs.models import (
 )
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.services import ensure_operable
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
@@ -334,6 +335,8 @@ def create_metastore(
     managed = request.kind == MetastoreKind.MANAGED
     with transaction.atomic():
         plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
+        if managed:
+            ensure_operable(plane, action="create a managed metastore on it")
         if managed and plane.status != ComputePlaneStatus.READY:
             raise Conflict(
                 f"The compute plane is {plane.status}; a managed metastore needs it ready.",

@@ -21,6 +21,7 @@ from controlplane.catalogs.services import resolve_catalogs, set_cluster_catalog
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.services import ensure_operable
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
@@ -158,6 +159,12 @@ def record_event(
 
 
 def _start(actor: Actor, cluster: Cluster, kind: str, status: str, reason: str) -> Operation:
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cluster.compute_plane,
+        action=f"{kind.split('.')[1]} the cluster",
+        allow_degraded=kind == DELETE_KIND,
+    )
     cluster.status = status
     operation = workflows.start_operation(
         actor=actor, organization=cluster.organization, kind=kind, target=cluster
@@ -181,6 +188,7 @@ def create_cluster(
     version, low, high = validate_request(request)
     with transaction.atomic():
         plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
+        ensure_operable(plane, action="create a cluster on it")
         if plane.status != ComputePlaneStatus.READY:
             raise Conflict(
                 f"The compute plane is {plane.status}; clusters can be created once it is ready.",
