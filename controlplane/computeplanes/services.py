@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 
 from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
@@ -120,6 +120,27 @@ def _validate_access(endpoint_access: str, cidrs: list[str]) -> dict[str, list[s
     return errors
 
 
+def lock_plane_for_new(
+    model: type[models.Model],
+    organization: Organization,
+    name: str,
+    plane: ComputePlane,
+    *,
+    needs_ready: str | None,
+) -> ComputePlane:
+    """The create path's preamble of a resource on a compute plane, inside the caller's
+    transaction: the plane row locked (a concurrent delete of the plane waits for this create),
+    ready when ``needs_ready`` (the reason, for the 409) says it must be, and the name free."""
+    locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
+    if needs_ready is not None and locked.status != ComputePlaneStatus.READY:
+        raise Conflict(
+            f"The compute plane is {locked.status}; {needs_ready}.",
+            errors={"compute_plane": [f"Compute plane {locked.id} is {locked.status}."]},
+        )
+    ensure_name_free(model, organization.pk, name)
+    return locked
+
+
 def unsaved_plane(organization: Organization, request: ComputePlaneRequest) -> ComputePlane:
     """The compute plane a request describes, not yet saved (create saves it; a dry run plans
     from it, so both read the request the same way)."""
@@ -147,17 +168,12 @@ def create_compute_plane(
         ensure_name_free(ComputePlane, organization.pk, request.name)
         plane = unsaved_plane(organization, request)
         plane.save()
-        operation = workflows.start_operation(
-            actor=actor, organization=organization, kind=CREATE_KIND, target=plane
-        )
-        plane.operation = operation
-        plane.save(update_fields=["operation"])
-        audit.record(
+        operation = workflows.start_resource_operation(
             actor=actor,
-            organization=organization,
+            resource=plane,
+            kind=CREATE_KIND,
             action="computeplane.created",
-            target=plane,
-            data={"name": plane.name, "region": plane.region, "operation": operation.id},
+            data={"name": plane.name, "region": plane.region},
         )
     return plane, operation
 

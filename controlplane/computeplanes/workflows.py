@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models
 from django.utils import timezone
 
 from computeplane_agent.targets.base import TargetError
@@ -36,8 +36,10 @@ from controlplane.core.workflows import (
     RetryLater,
     Step,
     Workflow,
+    record_on,
     register_workflow,
     step_attempts,
+    target_loader,
 )
 from controlplane.providers.aws.credentials import (
     AwsAccessDenied,
@@ -56,6 +58,8 @@ from controlplane.providers.aws.reconcilers.base import (
 )
 from controlplane.providers.aws.reconcilers.network import NETWORK_RECONCILERS
 from controlplane.providers.aws.reconcilers.platform import PLATFORM_RECONCILERS
+
+M = TypeVar("M", bound=models.Model)
 
 RECONCILERS: Sequence[Reconciler] = [*NETWORK_RECONCILERS, *PLATFORM_RECONCILERS]
 # Settings a PATCH may change live in the EKS cluster's configuration.
@@ -106,33 +110,23 @@ def client_factory(account: Any, region: str, org_slug: str) -> Callable[[str], 
     return client
 
 
-def _record(plane_id: str, key: str, value: Any) -> None:
-    """Persist one resource id at once, in its own commit (a crash after it adopts it)."""
-    with transaction.atomic():
-        plane = ComputePlane.objects.select_for_update().get(pk=plane_id)
-        resources = dict(plane.resources)
-        if value is None:
-            resources.pop(key, None)
-        else:
-            resources[key] = value
-        plane.resources = resources
-        plane.save(update_fields=["resources"])
-
-
 def context_for(plane: ComputePlane) -> ReconcileContext:
     return ReconcileContext(
         clients=client_factory(plane.cloud_account, plane.region, plane.organization.slug),
         owner=Ownership(org_id=plane.organization_id, compute_plane_id=plane.pk),
         spec=spec_of(plane),
         state=dict(plane.resources),
-        record=lambda key, value: _record(plane.pk, key, value),
+        record=lambda key, value: record_on(ComputePlane, plane.pk, key, value),
     )
 
 
-def _plane(operation: Operation) -> ComputePlane:
-    return ComputePlane.objects.select_related("organization", "cloud_account").get(
-        pk=operation.target_id
-    )
+_plane = target_loader(ComputePlane, "organization", "cloud_account")
+
+
+def plane_resource_loader(model: type[M]) -> Callable[[Operation], M]:
+    """The loader of a resource on a compute plane (cache, cluster, metastore), with what
+    :func:`reconcile` needs of its plane."""
+    return target_loader(model, "compute_plane__organization", "compute_plane__cloud_account")
 
 
 def poll_delay(seconds: float) -> float:
