@@ -289,3 +289,55 @@ def test_deleted_role_is_reported_in_words(owner, sandbox, ready_plane, drift_ch
     account.refresh_from_db()
     assert account.status == "unusable"
     assert "Check that the role exists" in account.findings[0]["detail"]
+
+
+def test_an_emulator_that_lost_everything_is_reported_and_rebuilt_by_repair(
+    owner, sandbox, ready_plane, running_cluster, sim_agent, drift_checks
+):
+    """The sandbox restarted without its state (a snapshot that could not be restored): the
+    customer re-creates the role and verifies it again; the next check lists what is gone and
+    one repair rebuilds the whole plane (a new VPC and EKS cluster) with the cluster on it."""
+    import requests
+
+    from controlplane.sandbox.customers import create_customer_role
+
+    requests.post(f"{sandbox.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+    account = CloudAccount.objects.get(pk=ready_plane.cloud_account_id)
+    drift_checks()
+    account.refresh_from_db()
+    assert account.status == "unusable"
+
+    role = create_customer_role(
+        sandbox.endpoint_url,
+        external_id=account.external_id,
+        account_id=sandbox.account_id,
+        vendor_principal=sandbox.vendor_principal,
+    )
+    verify = owner.client.post(
+        f"/api/v1/orgs/{owner.org.slug}/cloud-accounts/{account.id}/verify",
+        {"role_arn": role.role_arn},
+        format="json",
+    )
+    run_ok(verify, None)
+    account.refresh_from_db()
+    assert account.status == "verified"
+
+    drift_checks()
+    plane = ComputePlane.objects.get(pk=ready_plane.pk)
+    assert plane.status == "degraded"
+    details = " ".join(f["detail"] for f in plane.findings)
+    old_vpc, eks_name = plane.resources["vpc_id"], plane.resources["eks_cluster_name"]
+    assert f"The VPC {old_vpc} no longer exists." in details
+    assert f"The EKS cluster {eks_name} no longer exists." in details
+    assert "The S3 bucket" in details
+
+    run_ok(owner.client.post(plane_url(owner, plane, "/repair")), sim_agent)
+    plane.refresh_from_db()
+    assert (plane.status, plane.findings) == ("ready", [])
+    assert plane.resources["vpc_id"] != old_vpc
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    assert eks.describe_cluster(name=eks_name)["cluster"]["status"] == "ACTIVE"
+    assert sizes(node_groups(sandbox, plane, running_cluster)) == {"coordinator": 1, "workers": 3}
+    run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/stop")), sim_agent)
+    run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/start")), sim_agent)
+    assert Cluster.objects.get(pk=running_cluster.pk).status == "running"
