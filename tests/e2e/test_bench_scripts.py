@@ -33,6 +33,7 @@ RUNS: dict[str, list[str]] = {
     "verification.py": ["--runs", "1"],
     "render.py": ["--runs", "1", "--clusters", "2", "--workers", "2"],
     "gateway.py": ["--seconds", "0.5", "--clients", "1"],
+    "drift.py": ["--clusters", "0,1", "--runs", "1"],
     "clusters.py": ["--lifecycles", "1"],
     "catalog_propagation.py": ["--sizes", "1,2", "--rounds", "1"],
     "computeplanes.py": ["--planes", "2", "--workers", "1", "--idle", "1", "--timeout", "300"],
