@@ -297,6 +297,9 @@ LAKEPLANE_PUBLIC_URL = env.str("LAKEPLANE_PUBLIC_URL", default="http://127.0.0.1
 LAKEPLANE_LOCAL_AGENTS_DIR = env.str(
     "LAKEPLANE_LOCAL_AGENTS_DIR", default=str(DATA_DIR / "computeplanes")
 )
+# Sandbox: each local agent comes with an engine supervisor that runs a sandbox engine (DuckDB
+# behind the Presto/Trino protocol) per running cluster; off, clusters have no query endpoint.
+LAKEPLANE_SANDBOX_ENGINES = env.bool("LAKEPLANE_SANDBOX_ENGINES", default=True)
 # The agent image the eks mode installs (a customer's registry mirror may replace it).
 LAKEPLANE_AGENT_IMAGE = env.str("LAKEPLANE_AGENT_IMAGE", default="")
 # wait_for_agent: polls this often, this many times, before failing with agent_not_connected.
