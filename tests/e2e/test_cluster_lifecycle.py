@@ -225,8 +225,10 @@ def test_presto_cluster_lifecycle_with_the_real_agent(
     # --- its endpoint is the sandbox engine the supervisor started: a real client queries it.
     # (The supervisor notices the applied coordinator within half a second.)
     url = wait_for(
-        lambda: (endpoint(owner, cluster) or "").startswith("http://127.0.0.1:")
-        and endpoint(owner, cluster),
+        lambda: (
+            (endpoint(owner, cluster) or "").startswith("http://127.0.0.1:")
+            and endpoint(owner, cluster)
+        ),
         f"a local endpoint: {(root.parent / 'engines.log').read_text()[-3000:]}",
         limit=20,
     )
