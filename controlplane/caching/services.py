@@ -22,7 +22,7 @@ from computeplane_agent.versions import (
 from controlplane.caching import validation
 from controlplane.caching.models import Cache, CacheStatus
 from controlplane.computeplanes.models import ComputePlane
-from controlplane.computeplanes.services import lock_plane_for_new
+from controlplane.computeplanes.services import ensure_operable, lock_plane_for_new
 from controlplane.core import workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
@@ -114,6 +114,12 @@ def validate_request(request: CacheRequest) -> tuple[str, str, dict[str, Any]]:
 def _start(
     actor: Actor, cache: Cache, kind: str, status: str, action: str, **data: Any
 ) -> Operation:
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cache.compute_plane,
+        action=f"{kind.split('.')[1]} the cache",
+        allow_degraded=kind == DELETE_KIND,
+    )
     return workflows.start_resource_operation(
         actor=actor, resource=cache, kind=kind, action=f"cache.{action}", status=status, data=data
     )

@@ -21,7 +21,7 @@ from controlplane.catalogs.services import resolve_catalogs, set_cluster_catalog
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane
-from controlplane.computeplanes.services import lock_plane_for_new
+from controlplane.computeplanes.services import ensure_operable, lock_plane_for_new
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
@@ -159,6 +159,12 @@ def record_event(
 
 
 def _start(actor: Actor, cluster: Cluster, kind: str, status: str, reason: str) -> Operation:
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cluster.compute_plane,
+        action=f"{kind.split('.')[1]} the cluster",
+        allow_degraded=kind == DELETE_KIND,
+    )
     operation = workflows.start_resource_operation(
         actor=actor, resource=cluster, kind=kind, action=f"cluster.{reason}", status=status
     )

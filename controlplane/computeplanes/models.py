@@ -17,6 +17,8 @@ class ComputePlaneStatus(models.TextChoices):
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
+    # A drift check found resources missing or changed (``findings``); repair rebuilds them.
+    DEGRADED = "degraded"
 
 
 class AgentStatus(models.TextChoices):
@@ -61,6 +63,11 @@ class ComputePlane(OperatedResource):
     # A one-time token the agent exchanges for its credential (digest only; issue 5 uses it).
     bootstrap_token_digest = models.CharField(max_length=64, blank=True)
     bootstrap_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # [{check, detail}] from the last drift check that found something (computeplanes/drift.py).
+    findings = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    # When the periodic drift check looks next; staggered per plane so tenants are spread out.
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta(OperatedResource.Meta):
         # Named before the base existed (its default would be uniq_live_computeplane_name).
