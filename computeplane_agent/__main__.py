@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -85,10 +86,23 @@ def run() -> int:
         resolver=AwsSecretResolver(),
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    agent.run(stop)
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if client.long_polling:
+            # Idle, waiting for the next desired state: end now instead of after the long poll
+            # (up to its wait). Mid-pass the agent finishes the pass and stops between passes.
+            raise _Stopped
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with contextlib.suppress(_Stopped):
+        agent.run(stop)
     return 0
+
+
+class _Stopped(BaseException):
+    """Raised by the stop signal into an idle long poll."""
 
 
 def main(argv: list[str] | None = None) -> int:

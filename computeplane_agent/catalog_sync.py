@@ -7,6 +7,16 @@ no pod restarts. The record lives in memory: after an agent restart every catalo
 once (idempotent: ``DROP CATALOG IF EXISTS`` then ``CREATE``). A coordinator that restarts seeds
 its catalogs from the rendered ConfigMap, which always holds the latest version.
 
+Trino has no statement that changes a catalog in place (``CREATE``/``DROP CATALOG`` are the
+whole dynamic-catalog API), so a change is a drop and a create, and between the two the catalog
+is absent for *new* queries; queries already running keep the catalog they started with (Trino:
+"dropping a catalog does not interrupt any running queries that use it"). The gap is kept as
+small as the engine allows: both statements are rendered before the drop and sent back to back
+in one call for that catalog alone — nothing else runs between them — and catalogs that did not
+change are never touched. If the new ``CREATE`` fails (a property Trino refuses), the previous
+version is created again at once, so a bad change leaves the old catalog serving and the change
+reported ``failed``, never a missing catalog.
+
 PrestoDB: a catalog change is a rolling restart of the cluster's pods (the pod templates carry a
 checksum of the catalog files); it is live once the rollout completed — every Deployment of the
 cluster reports its updated pods ready.
@@ -22,7 +32,11 @@ from computeplane_agent.contract import (
     ClusterSpec,
     DesiredState,
 )
-from computeplane_agent.render.catalogs import create_catalog_statement, drop_catalog_statement
+from computeplane_agent.render.catalogs import (
+    cached_count,
+    create_catalog_statement,
+    drop_catalog_statement,
+)
 from computeplane_agent.render.cluster import resource_prefix
 from computeplane_agent.secrets import Redactor, SecretObjects
 from computeplane_agent.targets.base import CatalogStatementError, ObjectRef, Target
@@ -40,6 +54,10 @@ class CatalogSync:
         self.trino: dict[str, _Applied] = {}
         self.errors: dict[tuple[str, str], str] = {}  # (cluster id, catalog id) -> message
         self.presto_live: dict[tuple[str, str], int] = {}
+        # (cluster id, catalog name) -> a version whose CREATE the coordinator refused while the
+        # previous one could be restored: not tried again (each try would drop the serving
+        # catalog) until the catalog changes again.
+        self.refused: dict[tuple[str, str], tuple[str, int, str]] = {}
 
     @staticmethod
     def coordinator_service(cluster: ClusterSpec) -> str:
@@ -59,15 +77,19 @@ class CatalogSync:
             if cluster_id not in running:
                 # Stopped or gone: a new coordinator seeds itself from the ConfigMap.
                 del self.trino[cluster_id]
+                for key in [k for k in self.refused if k[0] == cluster_id]:
+                    del self.refused[key]
         for cluster in desired.clusters:
             if cluster.engine != "trino" or cluster.state != "running":
                 continue
             if not self._coordinator_ready(cluster):
                 continue
             cache = desired.cache_of(cluster)
+            catalogs = desired.catalogs_of(cluster)
+            count = cached_count(catalogs, cache)
             wanted = {
-                c.name: (c.id, c.version, create_catalog_statement(c, cache))
-                for c in desired.catalogs_of(cluster)
+                c.name: (c.id, c.version, create_catalog_statement(c, cache, count))
+                for c in catalogs
                 if c.id not in failed
             }
             self._apply(cluster, wanted)
@@ -91,14 +113,35 @@ class CatalogSync:
         for name, entry in sorted(wanted.items()):
             if applied.get(name) == entry:
                 continue
+            if self.refused.get((cluster.id, name)) == entry:
+                continue  # the old version serves; the error stays reported
             catalog_id, _, statement = entry
+            previous = applied.get(name)
+            # Back to back, already rendered: the catalog is absent only while CREATE runs.
             error = self._run(cluster, [drop_catalog_statement(name), statement])
             if error is None:
                 applied[name] = entry
                 self.errors.pop((cluster.id, catalog_id), None)
+                self.refused.pop((cluster.id, name), None)
+                continue
+            self.errors[(cluster.id, catalog_id)] = error
+            if previous is not None and self._restore(cluster, name, previous):
+                applied[name] = previous  # the old version serves; the change stays failed
+                self.refused[(cluster.id, name)] = entry
             else:
                 applied.pop(name, None)  # dropped or unknown: re-create on the next pass
-                self.errors[(cluster.id, catalog_id)] = error
+
+    def _restore(self, cluster: ClusterSpec, name: str, previous: tuple[str, int, str]) -> bool:
+        """After a failed change: the version that worked, back at once (True if it is)."""
+        restored = self._run(cluster, [drop_catalog_statement(name), previous[2]]) is None
+        if restored:
+            log.warning(
+                "catalog %s on %s: change refused, version %d restored",
+                name,
+                cluster.id,
+                previous[1],
+            )
+        return restored
 
     def statuses(
         self,

@@ -18,17 +18,22 @@ carries catalog content; a PrestoDB pod template carries a checksum of its catal
 change is a drain-aware rolling restart.
 
 Reading through an Alluxio cache (hive, iceberg and delta_lake catalogs of a cluster with a
-``cache``):
+``cache``), checked against each engine's documentation (docs/caches.md has the table):
 - PrestoDB: the Hadoop file system of its Hive-based connectors is pointed at Alluxio's
   ``ShimFileSystem`` for ``s3://``/``s3a://`` through a ``core-site.xml`` named by
   ``hive.config.resources``, with ``hive.s3-file-system-type=HADOOP_DEFAULT`` so Presto's own S3
   client does not override it. Table locations stay ``s3://…``; reads under a cache mount are
-  served by Alluxio (Alluxio's "transparent URI"), anything else passes through.
-- Trino 470+ has no Hadoop file systems for S3 any more; its native Alluxio file system
-  (``fs.alluxio.enabled=true``, client settings in ``/opt/alluxio/conf/alluxio-site.properties``
-  on every node) serves ``alluxio://`` locations. Tables read through the cache are those whose
-  location is under an ``alluxio://`` path of a cache mount; ``s3://`` locations keep being read
-  directly. This is the only Alluxio path Trino supports in the versions we ship.
+  served by the shared Alluxio cache (Alluxio's "transparent URI"), anything else passes through.
+- Trino picks a file system by the location's scheme only (``FileSystemModule``): its Alluxio
+  file system (``fs.alluxio.enabled=true``, client settings in
+  ``/opt/alluxio/conf/alluxio-site.properties``) is bound to ``alluxio://`` and nothing else, and
+  Trino 470+ has no Hadoop S3 file system to shim. So ``s3://`` tables never reach the shared
+  cache on Trino. What does serve them is Trino's own *file system cache* (``fs.cache.enabled``,
+  the Alluxio caching libraries on each node's local disk): every cacheable catalog of a cluster
+  with a cache enables it, in a directory of its own (``fs.cache.directories``; one cache
+  manager per catalog, so never shared) with an equal share of the disk
+  (``fs.cache.max-disk-usage-percentages``, together at most ``FS_CACHE_DISK_PERCENT``).
+  ``alluxio://`` locations under a cache mount are read through the shared cache as well.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from computeplane_agent.versions import Engine
 # Connectors whose data is files in object storage, which a cache can serve.
 CACHEABLE_CONNECTORS = frozenset({"hive", "iceberg", "delta_lake"})
 ALLUXIO_CONF_DIR = "/opt/alluxio/conf"
+# Trino's file system cache: one directory per catalog under this emptyDir, and the share of
+# the node's disk all of a cluster's cached catalogs may fill together.
+TRINO_FS_CACHE_DIR = "/var/lib/lakeplane/fs-cache"
+FS_CACHE_DISK_PERCENT = 80
 PRESTO_HADOOP_DIR = "/opt/presto-server/etc/hadoop"
 
 
@@ -57,27 +66,51 @@ def secret_env(catalog_name: str, key: str) -> str:
     return f"CATALOG_{catalog_name.upper()}_{clean}"
 
 
+def cached(spec: CatalogSpec, cache: CacheSpec | None) -> bool:
+    """Whether the catalog reads through the cluster's cache (its data is files)."""
+    return cache is not None and spec.connector in CACHEABLE_CONNECTORS
+
+
+def cached_count(catalogs: Iterable[CatalogSpec], cache: CacheSpec | None) -> int:
+    return sum(1 for c in catalogs if cached(c, cache))
+
+
+def trino_fs_cache_directory(catalog_name: str) -> str:
+    return f"{TRINO_FS_CACHE_DIR}/{catalog_name}"
+
+
 def catalog_properties(
-    spec: CatalogSpec, engine: Engine, cache: CacheSpec | None
+    spec: CatalogSpec, engine: Engine, cache: CacheSpec | None, cached_catalogs: int = 1
 ) -> dict[str, str]:
-    """One catalog's properties for ``engine``; secrets as ``${ENV:…}`` references only."""
+    """One catalog's properties for ``engine``; secrets as ``${ENV:…}`` references only.
+
+    ``cached_catalogs`` is how many of the cluster's catalogs read through its cache: on Trino
+    they share the node's disk for the file system cache equally.
+    """
     values = engine_properties(spec, engine)
     for key, name in secret_property_names(spec, engine).items():
         values[name] = "${ENV:" + secret_env(spec.name, key) + "}"
-    if cache is not None and spec.connector in CACHEABLE_CONNECTORS:
+    if cached(spec, cache):
         if engine == "presto":
             values["hive.config.resources"] = f"{PRESTO_HADOOP_DIR}/core-site.xml"
             values["hive.s3-file-system-type"] = "HADOOP_DEFAULT"
         else:
-            values["fs.alluxio.enabled"] = "true"
+            values["fs.alluxio.enabled"] = "true"  # alluxio:// locations: the shared cache
+            values["fs.cache.enabled"] = "true"  # every other location: the node-local cache
+            values["fs.cache.directories"] = trino_fs_cache_directory(spec.name)
+            share = max(1, FS_CACHE_DISK_PERCENT // max(1, cached_catalogs))
+            values["fs.cache.max-disk-usage-percentages"] = str(share)
     return values
 
 
 def catalog_files(
     catalogs: Iterable[CatalogSpec], engine: Engine, cache: CacheSpec | None
 ) -> dict[str, str]:
+    listed = list(catalogs)
+    count = cached_count(listed, cache)
     return {
-        f"{c.name}.properties": properties(catalog_properties(c, engine, cache)) for c in catalogs
+        f"{c.name}.properties": properties(catalog_properties(c, engine, cache, count))
+        for c in listed
     }
 
 
@@ -112,9 +145,11 @@ def _sql_identifier(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def create_catalog_statement(spec: CatalogSpec, cache: CacheSpec | None) -> str:
+def create_catalog_statement(
+    spec: CatalogSpec, cache: CacheSpec | None, cached_catalogs: int = 1
+) -> str:
     """Trino's ``CREATE CATALOG``: every value a quoted string, secrets as references."""
-    values = catalog_properties(spec, "trino", cache)
+    values = catalog_properties(spec, "trino", cache, cached_catalogs)
     connector = values.pop("connector.name")
     pairs = ", ".join(f"{_sql_identifier(k)} = {_sql_string(v)}" for k, v in values.items())
     statement = f"CREATE CATALOG {_sql_identifier(spec.name)} USING {connector}"

@@ -306,6 +306,12 @@ class _ClusterRenderer:
             volumes.append(
                 {"name": "cache-client", "configMap": {"name": f"{self.prefix}-cache-client"}}
             )
+            if self.spec.engine == "trino":
+                # Trino's file system cache (catalogs.py): the node's local disk, per pod.
+                volumes.append({"name": "fs-cache", "emptyDir": {}})
+                container["volumeMounts"].append(
+                    {"name": "fs-cache", "mountPath": catalog_render.TRINO_FS_CACHE_DIR}
+                )
             container["volumeMounts"].append(
                 {
                     "name": "cache-client",

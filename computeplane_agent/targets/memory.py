@@ -36,6 +36,9 @@ class MemoryTarget:
         # ``refuse_statements`` answer with an error instead.
         self.statements: dict[str, list[str]] = {}
         self.refuse_statements: set[str] = set()
+        # Statements containing any of these texts fail (Trino refusing one CREATE CATALOG); the
+        # statements before it in the same call have run, as on a real coordinator.
+        self.refuse_containing: set[str] = set()
         self.usage: dict[str, CacheUsage] = {}  # cache id -> what its master reports
 
     def _maybe_fail(self) -> None:
@@ -81,7 +84,11 @@ class MemoryTarget:
     ) -> None:
         if cluster_id in self.refuse_statements:
             raise CatalogStatementError("coordinator refused the statement")
-        self.statements.setdefault(cluster_id, []).extend(statements)
+        ran = self.statements.setdefault(cluster_id, [])
+        for statement in statements:
+            if any(text in statement for text in self.refuse_containing):
+                raise CatalogStatementError(f"Catalog property is invalid: {statement[:40]}")
+            ran.append(statement)
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         return self.usage.get(cache_id)

@@ -21,8 +21,9 @@ from computeplane_agent.versions import (
 )
 from controlplane.caching import validation
 from controlplane.caching.models import Cache, CacheStatus
-from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
-from controlplane.core import audit, workflows
+from controlplane.computeplanes.models import ComputePlane
+from controlplane.computeplanes.services import ensure_operable, lock_plane_for_new
+from controlplane.core import workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.models import Operation
@@ -113,20 +114,15 @@ def validate_request(request: CacheRequest) -> tuple[str, str, dict[str, Any]]:
 def _start(
     actor: Actor, cache: Cache, kind: str, status: str, action: str, **data: Any
 ) -> Operation:
-    cache.status = status
-    operation = workflows.start_operation(
-        actor=actor, organization=cache.organization, kind=kind, target=cache
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cache.compute_plane,
+        action=f"{kind.split('.')[1]} the cache",
+        allow_degraded=kind == DELETE_KIND,
     )
-    cache.operation = operation
-    cache.save()
-    audit.record(
-        actor=actor,
-        organization=cache.organization,
-        action=f"cache.{action}",
-        target=cache,
-        data={"operation": operation.id, **data},
+    return workflows.start_resource_operation(
+        actor=actor, resource=cache, kind=kind, action=f"cache.{action}", status=status, data=data
     )
-    return operation
 
 
 def create_cache(
@@ -134,13 +130,13 @@ def create_cache(
 ) -> tuple[Cache, Operation]:
     version, instance, policies = validate_request(request)
     with transaction.atomic():
-        plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
-        if plane.status != ComputePlaneStatus.READY:
-            raise Conflict(
-                f"The compute plane is {plane.status}; caches can be created once it is ready.",
-                errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
-            )
-        ensure_name_free(Cache, organization.pk, request.name)
+        plane = lock_plane_for_new(
+            Cache,
+            organization,
+            request.name,
+            request.compute_plane,
+            needs_ready="caches can be created once it is ready",
+        )
         cache = Cache.objects.create(
             organization=organization,
             compute_plane=plane,

@@ -11,23 +11,17 @@ Waiting holds no worker: ``wait_for_agent`` raises RetryLater until the agent's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from django.db import transaction
-from django.utils import timezone
-
 from controlplane.agentapi.models import ObservedState
 from controlplane.caching.models import Cache, CacheStatus
 from controlplane.caching.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
-from controlplane.clusters.desired import publish_plane
-from controlplane.computeplanes.workflows import poll_delay, reconcile
+from controlplane.clusters.desired import publish_carrying
+from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
-    Workflow,
-    register_workflow,
+    register_resource_workflows,
     step_attempts,
 )
 from controlplane.providers.aws.reconcilers.nodegroup import (
@@ -44,10 +38,7 @@ WAIT_POLLS = 180
 DELETE_WAIT_POLLS = 30
 
 
-def _cache(operation: Operation) -> Cache:
-    return Cache.objects.select_related(
-        "compute_plane__organization", "compute_plane__cloud_account"
-    ).get(pk=operation.target_id)
+_cache = plane_resource_loader(Cache)
 
 
 def node_group_of(cache: Cache) -> NodeGroupReconciler:
@@ -70,10 +61,7 @@ def delete_node_group(operation: Operation) -> str:
 
 
 def publish(operation: Operation) -> str:
-    cache = _cache(operation)
-    with transaction.atomic():
-        published = publish_plane(cache.compute_plane)
-        Cache.objects.filter(pk=cache.pk).update(desired_version=published.version)
+    published = publish_carrying(_cache(operation))
     return f"desired state version {published.version} published ({len(published.caches)} caches)"
 
 
@@ -124,37 +112,20 @@ def wait_for_agent(operation: Operation) -> str:
     raise RetryLater(_wait_detail(cache), delay=poll_delay(WAIT_SECONDS))
 
 
-def _finish(status: CacheStatus) -> Callable[[Operation], None]:
-    def hook(operation: Operation) -> None:
-        cache = Cache.objects.select_for_update().get(pk=operation.target_id)
-        if cache.operation_id != operation.id:
-            return  # superseded (a delete canceled this operation)
-        cache.status = status
-        if status == CacheStatus.DELETED:
-            cache.deleted_at = timezone.now()
-        cache.save(update_fields=["status", "deleted_at"])
-
-    return hook
-
-
 NODE_GROUP = Step("node_group", ensure_node_group)
 PUBLISH = Step("publish_desired_state", publish)
 WAIT = Step("wait_for_agent", wait_for_agent)
 
-for kind, steps, done in (
-    (CREATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
-    (UPDATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
-    (
-        DELETE_KIND,
-        [PUBLISH, WAIT, Step("delete_node_group", delete_node_group)],
-        CacheStatus.DELETED,
-    ),
-):
-    register_workflow(
-        Workflow(
-            kind=kind,
-            steps=steps,
-            on_succeeded=_finish(done),
-            on_failed=_finish(CacheStatus.FAILED),
-        )
-    )
+register_resource_workflows(
+    Cache,
+    [
+        (CREATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
+        (UPDATE_KIND, [NODE_GROUP, PUBLISH, WAIT], CacheStatus.READY),
+        (
+            DELETE_KIND,
+            [PUBLISH, WAIT, Step("delete_node_group", delete_node_group)],
+            CacheStatus.DELETED,
+        ),
+    ],
+    failed=CacheStatus.FAILED,
+)

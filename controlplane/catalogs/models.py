@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from controlplane.computeplanes.models import PlaneResource, compute_plane_key
 from controlplane.core.ids import PrefixedIdField
+from controlplane.core.models import Resource, organization_key
 
 
 class MetastoreKind(models.TextChoices):
@@ -27,15 +29,10 @@ class MetastoreStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class Metastore(models.Model):
+class Metastore(PlaneResource):
     id = PrefixedIdField("ms")
-    organization = models.ForeignKey(
-        "tenancy.Organization", on_delete=models.CASCADE, related_name="metastores"
-    )
-    compute_plane = models.ForeignKey(
-        "computeplanes.ComputePlane", on_delete=models.PROTECT, related_name="metastores"
-    )
-    name = models.CharField(max_length=63)
+    organization = organization_key("metastores")
+    compute_plane = compute_plane_key("metastores")
     kind = models.CharField(max_length=8, choices=MetastoreKind.choices)
     status = models.CharField(
         max_length=16, choices=MetastoreStatus.choices, default=MetastoreStatus.PROVISIONING
@@ -49,36 +46,15 @@ class Metastore(models.Model):
     # managed: what the RDS reconciler recorded — instance id, endpoint host/port, database name,
     # master username and the ARN (never the value) of the RDS-managed master secret.
     resources = models.JSONField(default=dict, blank=True)
-    # From the agent's status reports (managed only).
-    observed_phase = models.CharField(max_length=16, blank=True)
+    # From the agent's status reports (managed only), besides the base's observed_*.
     schema_ready = models.BooleanField(default=False)
-    observed_at = models.DateTimeField(null=True, blank=True)
-    operation = models.ForeignKey(
-        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"],
-                condition=models.Q(deleted_at__isnull=True),
-                name="uniq_live_metastore_name",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.id})"
 
 
-class Catalog(models.Model):
+class Catalog(Resource):
     id = PrefixedIdField("cat")
-    organization = models.ForeignKey(
-        "tenancy.Organization", on_delete=models.CASCADE, related_name="catalogs"
-    )
-    # A Presto identifier (``[a-z][a-z0-9_]*``), unique among the org's live catalogs.
-    name = models.CharField(max_length=63)
+    organization = organization_key("catalogs")
+    # A Presto identifier (``[a-z][a-z0-9_]*``), unique among the org's live catalogs (the
+    # base's ``name``).
     connector = models.CharField(max_length=63)
     metastore = models.ForeignKey(
         Metastore, null=True, blank=True, on_delete=models.PROTECT, related_name="catalogs"
@@ -89,21 +65,7 @@ class Catalog(models.Model):
     secrets = models.JSONField(default=dict, blank=True)
     # Bumped by every change; the agent reports which version is live per attached cluster.
     version = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"],
-                condition=models.Q(deleted_at__isnull=True),
-                name="uniq_live_catalog_name",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.id})"
 
 
 class PropagationStatus(models.TextChoices):

@@ -29,7 +29,8 @@ from controlplane.catalogs.models import (
     PropagationStatus,
 )
 from controlplane.clusters.models import Cluster, ClusterStatus
-from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.models import ComputePlane
+from controlplane.computeplanes.services import lock_plane_for_new
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, NotFound
@@ -333,13 +334,13 @@ def create_metastore(
     uri, glue, version = _check_metastore(request)
     managed = request.kind == MetastoreKind.MANAGED
     with transaction.atomic():
-        plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
-        if managed and plane.status != ComputePlaneStatus.READY:
-            raise Conflict(
-                f"The compute plane is {plane.status}; a managed metastore needs it ready.",
-                errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
-            )
-        ensure_name_free(Metastore, organization.pk, request.name)
+        plane = lock_plane_for_new(
+            Metastore,
+            organization,
+            request.name,
+            request.compute_plane,
+            needs_ready="a managed metastore needs it ready" if managed else None,
+        )
         metastore = Metastore.objects.create(
             organization=organization,
             compute_plane=plane,
@@ -350,22 +351,22 @@ def create_metastore(
             version=version,
             status=MetastoreStatus.PROVISIONING if managed else MetastoreStatus.READY,
         )
-        operation = None
-        if managed:
-            operation = workflows.start_operation(
+        audited = {"kind": metastore.kind, "compute_plane": plane.id}
+        if not managed:
+            audit.record(
                 actor=actor,
                 organization=organization,
-                kind=METASTORE_CREATE_KIND,
+                action="metastore.created",
                 target=metastore,
+                data=audited,
             )
-            metastore.operation = operation
-            metastore.save(update_fields=["operation"])
-        audit.record(
+            return metastore, None
+        operation = workflows.start_resource_operation(
             actor=actor,
-            organization=organization,
+            resource=metastore,
+            kind=METASTORE_CREATE_KIND,
             action="metastore.created",
-            target=metastore,
-            data={"kind": metastore.kind, "compute_plane": plane.id},
+            data=audited,
         )
     return metastore, operation
 

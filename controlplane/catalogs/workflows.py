@@ -15,22 +15,18 @@ A failure leaves the metastore ``failed``, the error on the operation (retry res
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from django.db import transaction
-from django.utils import timezone
 
 from controlplane.catalogs.models import Metastore, MetastoreStatus
 from controlplane.catalogs.services import METASTORE_CREATE_KIND, METASTORE_DELETE_KIND
 from controlplane.clusters.desired import publish_plane
-from controlplane.computeplanes.workflows import poll_delay, reconcile
+from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
-    Workflow,
-    register_workflow,
+    record_on,
+    register_resource_workflows,
     step_attempts,
 )
 from controlplane.providers.aws.reconcilers.base import ReconcileContext
@@ -45,23 +41,7 @@ WAIT_SECONDS = 10.0
 WAIT_POLLS = 180
 
 
-def _metastore(operation: Operation) -> Metastore:
-    return Metastore.objects.select_related(
-        "compute_plane__organization", "compute_plane__cloud_account"
-    ).get(pk=operation.target_id)
-
-
-def _record(metastore_id: str, key: str, value: Any) -> None:
-    """Persist one resource id at once, in its own commit (a crash after it adopts it)."""
-    with transaction.atomic():
-        metastore = Metastore.objects.select_for_update().get(pk=metastore_id)
-        resources = dict(metastore.resources)
-        if value is None:
-            resources.pop(key, None)
-        else:
-            resources[key] = value
-        metastore.resources = resources
-        metastore.save(update_fields=["resources"])
+_metastore = plane_resource_loader(Metastore)
 
 
 def database_of(metastore: Metastore) -> MetastoreDatabaseReconciler:
@@ -76,7 +56,7 @@ def _on_metastore(
     def run(ctx: ReconcileContext) -> str:
         # The plane's keys (vpc_id, subnets, groups) and the metastore's (db_*) never overlap.
         ctx.state = {**ctx.state, **metastore.resources}
-        ctx.record = lambda key, value: _record(metastore.pk, key, value)
+        ctx.record = lambda key, value: record_on(Metastore, metastore.pk, key, value)
         return call(ctx)
 
     return run
@@ -124,41 +104,21 @@ def wait_for_agent(operation: Operation) -> str:
     raise RetryLater(detail, delay=poll_delay(WAIT_SECONDS))
 
 
-def _finish(status: MetastoreStatus) -> Callable[[Operation], None]:
-    def hook(operation: Operation) -> None:
-        metastore = Metastore.objects.select_for_update().get(pk=operation.target_id)
-        if metastore.operation_id != operation.id:
-            return  # superseded (a delete canceled this operation)
-        metastore.status = status
-        fields = ["status"]
-        if status == MetastoreStatus.DELETED:
-            metastore.deleted_at = timezone.now()
-            fields.append("deleted_at")
-        metastore.save(update_fields=fields)
-
-    return hook
-
-
 PUBLISH = Step("publish_desired_state", publish)
-FAILED = _finish(MetastoreStatus.FAILED)
 
-register_workflow(
-    Workflow(
-        kind=METASTORE_CREATE_KIND,
-        steps=[
-            Step("database", ensure_database),
-            PUBLISH,
-            Step("wait_for_agent", wait_for_agent),
-        ],
-        on_succeeded=_finish(MetastoreStatus.READY),
-        on_failed=FAILED,
-    )
-)
-register_workflow(
-    Workflow(
-        kind=METASTORE_DELETE_KIND,
-        steps=[PUBLISH, Step("delete_database", delete_database)],
-        on_succeeded=_finish(MetastoreStatus.DELETED),
-        on_failed=FAILED,
-    )
+register_resource_workflows(
+    Metastore,
+    [
+        (
+            METASTORE_CREATE_KIND,
+            [Step("database", ensure_database), PUBLISH, Step("wait_for_agent", wait_for_agent)],
+            MetastoreStatus.READY,
+        ),
+        (
+            METASTORE_DELETE_KIND,
+            [PUBLISH, Step("delete_database", delete_database)],
+            MetastoreStatus.DELETED,
+        ),
+    ],
+    failed=MetastoreStatus.FAILED,
 )

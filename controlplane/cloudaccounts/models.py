@@ -15,6 +15,9 @@ class CloudAccountStatus(models.TextChoices):
     VERIFYING = "verifying"
     VERIFIED = "verified"
     FAILED = "failed"
+    # A drift check could no longer use the role (``findings``); nothing is attempted with the
+    # account until a check or a verification passes again.
+    UNUSABLE = "unusable"
 
 
 class CloudAccount(models.Model):
@@ -34,6 +37,10 @@ class CloudAccount(models.Model):
     checks = models.JSONField(default=list, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     external_id_rotated_at = models.DateTimeField(null=True, blank=True)
+    # [{check, detail}] from the last drift check that failed (computeplanes/drift.py).
+    findings = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

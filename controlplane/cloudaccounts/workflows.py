@@ -8,16 +8,14 @@ past the client's retries is "try again later", never a failed verification.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.utils import timezone
 
-from controlplane.cloudaccounts.aws import aws_clients
+from controlplane.cloudaccounts.aws import verify_account
 from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
 from controlplane.cloudaccounts.services import VERIFY_KIND
 from controlplane.core.models import Operation
 from controlplane.core.workflows import RetryLater, Step, Workflow, register_workflow
 from controlplane.providers.aws.credentials import AwsUnavailable
-from controlplane.providers.aws.verification import verify_role
 
 
 def _account(operation: Operation) -> CloudAccount:
@@ -27,14 +25,7 @@ def _account(operation: Operation) -> CloudAccount:
 def run_checks(operation: Operation) -> str:
     account = _account(operation)
     try:
-        result = verify_role(
-            aws_clients(),
-            role_arn=account.role_arn,
-            external_id=account.external_id,
-            org_slug=account.organization.slug,
-            expected_account_id=account.aws_account_id,
-            vendor_principal=settings.LAKEPLANE_VENDOR_PRINCIPAL,
-        )
+        result = verify_account(account)
     except AwsUnavailable as exc:
         raise RetryLater(f"AWS did not answer: {exc}", delay=10) from exc
     checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks]

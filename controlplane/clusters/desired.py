@@ -13,7 +13,7 @@ from controlplane.agentapi.services import publish_desired_state
 from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
-from controlplane.computeplanes.models import ComputePlane
+from controlplane.computeplanes.models import ComputePlane, WorkloadResource
 
 # Not in the desired state: the agent removes their objects.
 GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
@@ -66,6 +66,17 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         catalogs=catalogs,
         caches=caches,
     )
+
+
+def publish_carrying(resource: WorkloadResource) -> contract.DesiredState:
+    """Publish ``resource``'s plane and record on it the version that carries its change (the
+    wait steps compare it with the version the agent reports applied)."""
+    with transaction.atomic():
+        published = publish_plane(resource.compute_plane)
+        type(resource)._default_manager.filter(pk=resource.pk).update(
+            desired_version=published.version
+        )
+    return published
 
 
 def publish_plane(plane: ComputePlane) -> contract.DesiredState:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from controlplane.computeplanes.models import WorkloadResource, compute_plane_key
 from controlplane.core.ids import PrefixedIdField
+from controlplane.core.models import organization_key
 
 
 class ClusterStatus(models.TextChoices):
@@ -25,15 +27,10 @@ class Engine(models.TextChoices):
     TRINO = "trino"
 
 
-class Cluster(models.Model):
+class Cluster(WorkloadResource):
     id = PrefixedIdField("cl")
-    organization = models.ForeignKey(
-        "tenancy.Organization", on_delete=models.CASCADE, related_name="clusters"
-    )
-    compute_plane = models.ForeignKey(
-        "computeplanes.ComputePlane", on_delete=models.PROTECT, related_name="clusters"
-    )
-    name = models.CharField(max_length=63)
+    organization = organization_key("clusters")
+    compute_plane = compute_plane_key("clusters")
     engine = models.CharField(max_length=8, choices=Engine.choices)
     version = models.CharField(max_length=32)
     status = models.CharField(
@@ -52,37 +49,9 @@ class Cluster(models.Model):
     )
     # Bumped by restart; the agent rolls every pod when it changes.
     restart_generation = models.PositiveIntegerField(default=0)
-    # The desired-state version that last carried this cluster's change (set when published);
-    # the wait steps compare it with the version the agent says it applied.
-    desired_version = models.PositiveIntegerField(default=0)
-    # From the agent's latest status report (``observed.py``).
-    observed_version = models.PositiveIntegerField(default=0)
-    observed_phase = models.CharField(max_length=16, blank=True)
+    # From the agent's latest status report (``observed.py``), besides the base's observed_*.
     coordinator_ready = models.BooleanField(default=False)
     workers_ready = models.PositiveIntegerField(default=0)
-    observed_at = models.DateTimeField(null=True, blank=True)
-    operation = models.ForeignKey(
-        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"],
-                condition=models.Q(deleted_at__isnull=True),
-                name="uniq_live_cluster_name",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.id})"
-
-    @property
-    def node_group(self) -> str:
-        """The node label value (and node group name prefix) of this cluster's nodes."""
-        return f"lakeplane-{self.id}".replace("_", "-")
 
 
 class ClusterEvent(models.Model):

@@ -20,7 +20,8 @@ from controlplane.catalogs.models import Catalog
 from controlplane.catalogs.services import resolve_catalogs, set_cluster_catalogs
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
-from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
+from controlplane.computeplanes.models import ComputePlane
+from controlplane.computeplanes.services import ensure_operable, lock_plane_for_new
 from controlplane.core import audit, workflows
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
@@ -158,20 +159,16 @@ def record_event(
 
 
 def _start(actor: Actor, cluster: Cluster, kind: str, status: str, reason: str) -> Operation:
-    cluster.status = status
-    operation = workflows.start_operation(
-        actor=actor, organization=cluster.organization, kind=kind, target=cluster
+    # Teardown treats a node group that is already gone as deleted: a degraded plane allows it.
+    ensure_operable(
+        cluster.compute_plane,
+        action=f"{kind.split('.')[1]} the cluster",
+        allow_degraded=kind == DELETE_KIND,
     )
-    cluster.operation = operation
-    cluster.save()
+    operation = workflows.start_resource_operation(
+        actor=actor, resource=cluster, kind=kind, action=f"cluster.{reason}", status=status
+    )
     record_event(cluster, reason)
-    audit.record(
-        actor=actor,
-        organization=cluster.organization,
-        action=f"cluster.{reason}",
-        target=cluster,
-        data={"operation": operation.id},
-    )
     return operation
 
 
@@ -180,13 +177,13 @@ def create_cluster(
 ) -> tuple[Cluster, Operation]:
     version, low, high = validate_request(request)
     with transaction.atomic():
-        plane = ComputePlane.objects.select_for_update().get(pk=request.compute_plane.pk)
-        if plane.status != ComputePlaneStatus.READY:
-            raise Conflict(
-                f"The compute plane is {plane.status}; clusters can be created once it is ready.",
-                errors={"compute_plane": [f"Compute plane {plane.id} is {plane.status}."]},
-            )
-        ensure_name_free(Cluster, organization.pk, request.name)
+        plane = lock_plane_for_new(
+            Cluster,
+            organization,
+            request.name,
+            request.compute_plane,
+            needs_ready="clusters can be created once it is ready",
+        )
         cluster = Cluster.objects.create(
             organization=organization,
             compute_plane=plane,

@@ -15,11 +15,6 @@ cluster in the state asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from django.db import transaction
-from django.utils import timezone
-
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.clusters.observed import ABSENT
@@ -32,14 +27,13 @@ from controlplane.clusters.services import (
     STOP_KIND,
     record_event,
 )
-from controlplane.computeplanes.workflows import poll_delay, reconcile
+from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
-    Workflow,
-    register_workflow,
+    register_resource_workflows,
     step_attempts,
 )
 from controlplane.providers.aws.reconcilers.nodegroup import (
@@ -57,10 +51,7 @@ WAIT_POLLS = 180
 DELETE_WAIT_POLLS = 30
 
 
-def _cluster(operation: Operation) -> Cluster:
-    return Cluster.objects.select_related(
-        "compute_plane__organization", "compute_plane__cloud_account"
-    ).get(pk=operation.target_id)
+_cluster = plane_resource_loader(Cluster)
 
 
 def node_groups_of(cluster: Cluster) -> tuple[NodeGroupReconciler, NodeGroupReconciler]:
@@ -105,11 +96,7 @@ def delete_node_groups(operation: Operation) -> str:
 
 
 def publish(operation: Operation) -> str:
-    cluster = _cluster(operation)
-    plane = cluster.compute_plane
-    with transaction.atomic():
-        published = desired.publish_plane(plane)
-        Cluster.objects.filter(pk=cluster.pk).update(desired_version=published.version)
+    published = desired.publish_carrying(_cluster(operation))
     return (
         f"desired state version {published.version} published ({len(published.clusters)} clusters)"
     )
@@ -151,37 +138,25 @@ def wait_for_agent(operation: Operation) -> str:
     raise RetryLater(_wait_detail(cluster), delay=poll_delay(WAIT_SECONDS))
 
 
-def _finish(status: ClusterStatus, reason: str) -> Callable[[Operation], None]:
-    def hook(operation: Operation) -> None:
-        cluster = Cluster.objects.select_for_update().get(pk=operation.target_id)
-        if cluster.operation_id != operation.id:
-            return  # superseded (a delete canceled this operation)
-        cluster.status = status
-        if status == ClusterStatus.DELETED:
-            cluster.deleted_at = timezone.now()
-        cluster.save(update_fields=["status", "deleted_at"])
-        record_event(cluster, reason)
-
-    return hook
-
-
 NODE_GROUPS = Step("node_groups", ensure_node_groups)
 PUBLISH = Step("publish_desired_state", publish)
 WAIT = Step("wait_for_agent", wait_for_agent)
-FAILED = _finish(ClusterStatus.FAILED, "failed")
 
-for kind, steps, done in (
-    (CREATE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
-    (RESIZE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
-    (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
-    (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
-    (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
-    (
-        DELETE_KIND,
-        [PUBLISH, WAIT, Step("delete_node_groups", delete_node_groups)],
-        ClusterStatus.DELETED,
-    ),
-):
-    register_workflow(
-        Workflow(kind=kind, steps=steps, on_succeeded=_finish(done, done.value), on_failed=FAILED)
-    )
+register_resource_workflows(
+    Cluster,
+    [
+        (CREATE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (RESIZE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
+        (
+            DELETE_KIND,
+            [PUBLISH, WAIT, Step("delete_node_groups", delete_node_groups)],
+            ClusterStatus.DELETED,
+        ),
+    ],
+    failed=ClusterStatus.FAILED,
+    # Each state change is a cluster event named after the state (billing reads them).
+    then=lambda cluster: record_event(cluster, cluster.status),
+)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from controlplane.core.ids import PrefixedIdField
+from controlplane.core.models import OperatedResource, live_name_unique, organization_key
 
 
 class ComputePlaneStatus(models.TextChoices):
@@ -14,6 +17,8 @@ class ComputePlaneStatus(models.TextChoices):
     DELETING = "deleting"
     DELETED = "deleted"
     FAILED = "failed"
+    # A drift check found resources missing or changed (``findings``); repair rebuilds them.
+    DEGRADED = "degraded"
 
 
 class AgentStatus(models.TextChoices):
@@ -27,15 +32,12 @@ class EndpointAccess(models.TextChoices):
     PUBLIC_AND_PRIVATE = "public_and_private"
 
 
-class ComputePlane(models.Model):
+class ComputePlane(OperatedResource):
     id = PrefixedIdField("cp")
-    organization = models.ForeignKey(
-        "tenancy.Organization", on_delete=models.CASCADE, related_name="compute_planes"
-    )
+    organization = organization_key("compute_planes")
     cloud_account = models.ForeignKey(
         "cloudaccounts.CloudAccount", on_delete=models.PROTECT, related_name="compute_planes"
     )
-    name = models.CharField(max_length=63)
     region = models.CharField(max_length=32)
     vpc_cidr = models.CharField(max_length=18, default="10.42.0.0/16")
     availability_zones = models.PositiveSmallIntegerField(default=2)
@@ -53,9 +55,6 @@ class ComputePlane(models.Model):
     )
     # Ids of everything built for it, recorded the moment AWS returns them.
     resources = models.JSONField(default=dict, blank=True)
-    operation = models.ForeignKey(
-        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     agent_status = models.CharField(
         max_length=12, choices=AgentStatus.choices, default=AgentStatus.PENDING
     )
@@ -64,17 +63,45 @@ class ComputePlane(models.Model):
     # A one-time token the agent exchanges for its credential (digest only; issue 5 uses it).
     bootstrap_token_digest = models.CharField(max_length=64, blank=True)
     bootstrap_token_expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
+    # [{check, detail}] from the last drift check that found something (computeplanes/drift.py).
+    findings = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    # When the periodic drift check looks next; staggered per plane so tenants are spread out.
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"],
-                condition=models.Q(deleted_at__isnull=True),
-                name="uniq_live_compute_plane_name",
-            )
-        ]
+    class Meta(OperatedResource.Meta):
+        # Named before the base existed (its default would be uniq_live_computeplane_name).
+        constraints = [live_name_unique("uniq_live_compute_plane_name")]
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.id})"
+
+def compute_plane_key(related_name: str) -> models.ForeignKey[Any, Any]:
+    """The compute plane a :class:`PlaneResource` runs on (it must be deleted first)."""
+    return models.ForeignKey(ComputePlane, on_delete=models.PROTECT, related_name=related_name)
+
+
+class PlaneResource(OperatedResource):
+    """A resource that runs on a compute plane (``compute_plane = compute_plane_key(…)``), with
+    what the plane's agent last reported of it (its app's ``observed.py`` writes them)."""
+
+    compute_plane: models.ForeignKey[Any, Any]
+    observed_phase = models.CharField(max_length=16, blank=True)
+    observed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OperatedResource.Meta):
+        abstract = True
+
+
+class WorkloadResource(PlaneResource):
+    """Pods on their own node group, published to the agent in the plane's desired state: the
+    wait steps compare the version that carried the last change with the one the agent applied."""
+
+    desired_version = models.PositiveIntegerField(default=0)
+    observed_version = models.PositiveIntegerField(default=0)
+
+    class Meta(PlaneResource.Meta):
+        abstract = True
+
+    @property
+    def node_group(self) -> str:
+        """The node label value (and node group name prefix) of this resource's nodes."""
+        return f"lakeplane-{self.pk}".replace("_", "-")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 
 from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
@@ -22,6 +22,7 @@ from controlplane.tenancy.models import Organization
 CREATE_KIND = "computeplane.create"
 UPDATE_KIND = "computeplane.update"
 DELETE_KIND = "computeplane.delete"
+REPAIR_KIND = "computeplane.repair"
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
 DEFAULT_KUBERNETES_VERSION = "1.31"
@@ -66,6 +67,36 @@ def live_compute_plane(organization: Organization, plane_id: str) -> ComputePlan
     return plane
 
 
+def _findings_text(findings: list[Any]) -> str:
+    return " ".join(str(f.get("detail", "")) for f in findings if isinstance(f, dict))
+
+
+def ensure_account_usable(account: CloudAccount, *, action: str) -> None:
+    """409 at once when a drift check found the account's role unusable: nothing is attempted
+    through it until a check or a verification passes again."""
+    if account.status == CloudAccountStatus.UNUSABLE:
+        why = _findings_text(account.findings) or "Its role no longer works."
+        raise Conflict(
+            f"The cloud account {account.pk} is unusable, so Lakeplane cannot {action}: {why} "
+            f"Verify the cloud account again (POST …/cloud-accounts/{account.pk}/verify).",
+            errors={"cloud_account": [f"Cloud account {account.pk} is unusable."]},
+        )
+
+
+def ensure_operable(plane: ComputePlane, *, action: str, allow_degraded: bool = False) -> None:
+    """409 at once, naming the reason, when an operation would start on a plane whose account
+    is unusable or (unless ``allow_degraded``) whose resources drifted — instead of failing
+    deep inside a step."""
+    ensure_account_usable(plane.cloud_account, action=action)
+    if plane.status == ComputePlaneStatus.DEGRADED and not allow_degraded:
+        raise Conflict(
+            f"The compute plane {plane.pk} is degraded, so Lakeplane cannot {action}: "
+            f"{_findings_text(plane.findings)} Repair it first "
+            f"(POST …/compute-planes/{plane.pk}/repair).",
+            errors={"compute_plane": [f"Compute plane {plane.pk} is degraded."]},
+        )
+
+
 def validate_request(request: ComputePlaneRequest) -> None:
     errors: dict[str, list[str]] = {}
     try:
@@ -93,7 +124,12 @@ def validate_request(request: ComputePlaneRequest) -> None:
                 f"The key must be in {request.region} and account "
                 f"{request.cloud_account.aws_account_id}."
             ]
-    if request.cloud_account.status != CloudAccountStatus.VERIFIED:
+    if request.cloud_account.status == CloudAccountStatus.UNUSABLE:
+        errors["cloud_account"] = [
+            "The cloud account is unusable: "
+            f"{_findings_text(request.cloud_account.findings)} Verify it again first."
+        ]
+    elif request.cloud_account.status != CloudAccountStatus.VERIFIED:
         errors["cloud_account"] = [
             f"The cloud account is {request.cloud_account.status}; verify it first."
         ]
@@ -118,6 +154,30 @@ def _validate_access(endpoint_access: str, cidrs: list[str]) -> dict[str, list[s
                 "0.0.0.0/0 opens the Kubernetes API to the internet; list your networks."
             )
     return errors
+
+
+def lock_plane_for_new(
+    model: type[models.Model],
+    organization: Organization,
+    name: str,
+    plane: ComputePlane,
+    *,
+    needs_ready: str | None,
+) -> ComputePlane:
+    """The create path's preamble of a resource on a compute plane, inside the caller's
+    transaction: the plane row locked (a concurrent delete of the plane waits for this create),
+    ready when ``needs_ready`` (the reason, for the 409) says it must be, and the name free."""
+    locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
+    if needs_ready is not None:
+        # Drift first: "degraded" alone would not say what to do about it.
+        ensure_operable(locked, action=f"create a {model._meta.verbose_name} on it")
+    if needs_ready is not None and locked.status != ComputePlaneStatus.READY:
+        raise Conflict(
+            f"The compute plane is {locked.status}; {needs_ready}.",
+            errors={"compute_plane": [f"Compute plane {locked.id} is {locked.status}."]},
+        )
+    ensure_name_free(model, organization.pk, name)
+    return locked
 
 
 def unsaved_plane(organization: Organization, request: ComputePlaneRequest) -> ComputePlane:
@@ -147,17 +207,12 @@ def create_compute_plane(
         ensure_name_free(ComputePlane, organization.pk, request.name)
         plane = unsaved_plane(organization, request)
         plane.save()
-        operation = workflows.start_operation(
-            actor=actor, organization=organization, kind=CREATE_KIND, target=plane
-        )
-        plane.operation = operation
-        plane.save(update_fields=["operation"])
-        audit.record(
+        operation = workflows.start_resource_operation(
             actor=actor,
-            organization=organization,
+            resource=plane,
+            kind=CREATE_KIND,
             action="computeplane.created",
-            target=plane,
-            data={"name": plane.name, "region": plane.region, "operation": operation.id},
+            data={"name": plane.name, "region": plane.region},
         )
     return plane, operation
 
@@ -175,6 +230,8 @@ def update_compute_plane(
         cloud_changes = {
             k: v for k, v in changes.items() if k != "name" and getattr(locked, k) != v
         }
+        if cloud_changes:
+            ensure_operable(locked, action="change the compute plane")
         if cloud_changes and locked.status != ComputePlaneStatus.READY:
             raise Conflict(f"The compute plane is {locked.status}; wait until it is ready.")
         access = cloud_changes.get("endpoint_access", locked.endpoint_access)
@@ -211,6 +268,8 @@ def delete_compute_plane(*, actor: Actor, plane: ComputePlane) -> tuple[ComputeP
         locked = ComputePlane.objects.select_for_update().get(pk=plane.pk)
         if locked.status in (ComputePlaneStatus.DELETING, ComputePlaneStatus.DELETED):
             raise Conflict(f"The compute plane is already {locked.status}.")
+        # Teardown treats what is already gone as deleted, so a degraded plane may go.
+        ensure_operable(locked, action="delete the compute plane", allow_degraded=True)
         blockers = _dependents(locked)
         if blockers:
             raise Conflict(
@@ -231,6 +290,37 @@ def delete_compute_plane(*, actor: Actor, plane: ComputePlane) -> tuple[ComputeP
             action="computeplane.delete_requested",
             target=locked,
             data={"operation": operation.id},
+        )
+    return locked, operation
+
+
+def repair_compute_plane(*, actor: Actor, plane: ComputePlane) -> tuple[ComputePlane, Operation]:
+    """Run the reconcilers again (they create what is missing), bring the plane's clusters'
+    node groups and agent back, and check again; the plane is ready when nothing is missing."""
+    with transaction.atomic():
+        locked = (
+            ComputePlane.objects.select_for_update(of=("self",))
+            .select_related("cloud_account", "organization")
+            .get(pk=plane.pk)
+        )
+        if locked.status not in (ComputePlaneStatus.DEGRADED, ComputePlaneStatus.READY):
+            raise Conflict(
+                f"The compute plane is {locked.status}; repair applies to a ready or degraded "
+                "plane (retry a failed operation instead).",
+            )
+        ensure_account_usable(locked.cloud_account, action="repair the compute plane")
+        locked.status = ComputePlaneStatus.UPDATING
+        operation = workflows.start_operation(
+            actor=actor, organization=locked.organization, kind=REPAIR_KIND, target=locked
+        )
+        locked.operation = operation
+        locked.save(update_fields=["status", "operation"])
+        audit.record(
+            actor=actor,
+            organization=locked.organization,
+            action="computeplane.repair_requested",
+            target=locked,
+            data={"operation": operation.id, "findings": locked.findings},
         )
     return locked, operation
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from computeplane_agent.targets.base import TargetError
@@ -24,20 +24,28 @@ from controlplane.cloudaccounts.aws import aws_clients
 from controlplane.computeplanes.agentinstall import (
     agent_dir,
     agent_mode,
+    credential_file,
     install_eks_agent,
     install_sandbox_agent,
     stop_local_agent,
 )
 from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
-from controlplane.computeplanes.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
+from controlplane.computeplanes.services import (
+    CREATE_KIND,
+    DELETE_KIND,
+    REPAIR_KIND,
+    UPDATE_KIND,
+)
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
     RetryLater,
     Step,
     Workflow,
+    record_on,
     register_workflow,
     step_attempts,
+    target_loader,
 )
 from controlplane.providers.aws.credentials import (
     AwsAccessDenied,
@@ -56,6 +64,8 @@ from controlplane.providers.aws.reconcilers.base import (
 )
 from controlplane.providers.aws.reconcilers.network import NETWORK_RECONCILERS
 from controlplane.providers.aws.reconcilers.platform import PLATFORM_RECONCILERS
+
+M = TypeVar("M", bound=models.Model)
 
 RECONCILERS: Sequence[Reconciler] = [*NETWORK_RECONCILERS, *PLATFORM_RECONCILERS]
 # Settings a PATCH may change live in the EKS cluster's configuration.
@@ -106,33 +116,23 @@ def client_factory(account: Any, region: str, org_slug: str) -> Callable[[str], 
     return client
 
 
-def _record(plane_id: str, key: str, value: Any) -> None:
-    """Persist one resource id at once, in its own commit (a crash after it adopts it)."""
-    with transaction.atomic():
-        plane = ComputePlane.objects.select_for_update().get(pk=plane_id)
-        resources = dict(plane.resources)
-        if value is None:
-            resources.pop(key, None)
-        else:
-            resources[key] = value
-        plane.resources = resources
-        plane.save(update_fields=["resources"])
-
-
 def context_for(plane: ComputePlane) -> ReconcileContext:
     return ReconcileContext(
         clients=client_factory(plane.cloud_account, plane.region, plane.organization.slug),
         owner=Ownership(org_id=plane.organization_id, compute_plane_id=plane.pk),
         spec=spec_of(plane),
         state=dict(plane.resources),
-        record=lambda key, value: _record(plane.pk, key, value),
+        record=lambda key, value: record_on(ComputePlane, plane.pk, key, value),
     )
 
 
-def _plane(operation: Operation) -> ComputePlane:
-    return ComputePlane.objects.select_related("organization", "cloud_account").get(
-        pk=operation.target_id
-    )
+_plane = target_loader(ComputePlane, "organization", "cloud_account")
+
+
+def plane_resource_loader(model: type[M]) -> Callable[[Operation], M]:
+    """The loader of a resource on a compute plane (cache, cluster, metastore), with what
+    :func:`reconcile` needs of its plane."""
+    return target_loader(model, "compute_plane__organization", "compute_plane__cloud_account")
 
 
 def poll_delay(seconds: float) -> float:
@@ -239,6 +239,62 @@ def stop_agent(operation: Operation) -> str:
     return "no local agent running"
 
 
+def ensure_agent(operation: Operation) -> str:
+    """Repair: (re)install the agent unless it is connected. A sandbox agent this machine runs
+    is always looked at, since after a restart its process may be gone before it is marked
+    stale; the install is idempotent (a live process is left alone)."""
+    plane = _plane(operation)
+    local = agent_mode() == "sandbox" and credential_file(plane.pk).exists()
+    if plane.agent_status == AgentStatus.CONNECTED and not local:
+        return "the agent is connected"
+    return install_agent(operation)
+
+
+def repair_workloads(operation: Operation) -> str:
+    """Repair: the node groups of the plane's clusters and caches (re-created where they went
+    missing, at the size each asks for), then a fresh desired state so the agent re-applies
+    every cluster's objects."""
+    from controlplane.caching.models import Cache, CacheStatus
+    from controlplane.caching.workflows import node_group_of
+    from controlplane.clusters.desired import publish_plane
+    from controlplane.clusters.models import Cluster, ClusterStatus
+    from controlplane.clusters.workflows import node_groups_of
+
+    plane = _plane(operation)
+    clusters = Cluster.objects.filter(
+        compute_plane=plane,
+        status__in=[ClusterStatus.RUNNING, ClusterStatus.STOPPED],
+        deleted_at__isnull=True,
+    ).order_by("id")
+    groups = [group for cluster in clusters for group in node_groups_of(cluster)]
+    caches = Cache.objects.filter(compute_plane=plane, status=CacheStatus.READY).order_by("id")
+    groups.extend(node_group_of(cache) for cache in caches)
+    for group in groups:
+        reconcile(plane, group.ensure)
+    with transaction.atomic():
+        published = publish_plane(plane)
+    return f"{len(groups)} node groups in place; desired state version {published.version}"
+
+
+def check_repaired(operation: Operation) -> str:
+    """Repair's last step: the same read-only inspection as the periodic check. Whatever is
+    still missing fails the repair with the findings (the plane stays degraded)."""
+    from controlplane.computeplanes import drift
+
+    plane = _plane(operation)
+    try:
+        inspection = drift.inspect(plane)
+    except AwsUnavailable as unavailable:
+        raise RetryLater(f"AWS did not answer: {unavailable}", delay=poll_delay(15)) from None
+    findings = [f.as_dict() for f in inspection.findings]
+    ComputePlane.objects.filter(pk=plane.pk).update(
+        findings=findings, last_checked_at=timezone.now()
+    )
+    if findings:
+        raise PermanentError("drift_remains", drift.reasons(findings))
+    return f"nothing missing ({inspection.aws_calls} AWS calls)"
+
+
 def _set_status(status: ComputePlaneStatus, **extra: Any) -> Callable[[Operation], None]:
     def hook(operation: Operation) -> None:
         ComputePlane.objects.filter(pk=operation.target_id).update(status=status, **extra)
@@ -282,6 +338,20 @@ register_workflow(
         steps=[ensure_step(r) for r in UPDATE_RECONCILERS],
         on_succeeded=_set_status(ComputePlaneStatus.READY),
         on_failed=_set_status(ComputePlaneStatus.FAILED),
+    )
+)
+register_workflow(
+    Workflow(
+        kind=REPAIR_KIND,
+        steps=[
+            *(ensure_step(r) for r in RECONCILERS),
+            Step("agent", ensure_agent),
+            Step("workloads", repair_workloads),
+            Step("check_drift", check_repaired),
+        ],
+        on_succeeded=_set_status(ComputePlaneStatus.READY, findings=[]),
+        # The plane still runs what it ran; what is missing stays listed in its findings.
+        on_failed=_set_status(ComputePlaneStatus.DEGRADED),
     )
 )
 register_workflow(

@@ -1,4 +1,4 @@
-"""Durable operations and the audit log."""
+"""Durable operations, the audit log, and the abstract base of every organization's resource."""
 
 from __future__ import annotations
 
@@ -136,3 +136,54 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.target_type}:{self.target_id}"
+
+
+# --- the shape every resource shares ----------------------------------------------------------
+
+
+def live_name_unique(name: str) -> models.UniqueConstraint:
+    """One live (not deleted) object of a kind per name in an organization."""
+    return models.UniqueConstraint(
+        fields=["organization", "name"], condition=models.Q(deleted_at__isnull=True), name=name
+    )
+
+
+def organization_key(related_name: str) -> models.ForeignKey[Any, Any]:
+    """The owning organization of a :class:`Resource`; ``related_name`` is its accessor there
+    (``organization.caches``). Declared per model: migrations record the accessor by name."""
+    return models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name=related_name
+    )
+
+
+class Resource(models.Model):
+    """An organization's named resource, soft-deleted (``deleted_at``) so its history stays.
+
+    Concrete models declare their ``id`` (a :class:`PrefixedIdField`), ``organization =
+    organization_key("<accessor>")`` and what is their own. The live-name constraint is
+    ``uniq_live_<model>_name``; a model named otherwise keeps its name in ``Meta.constraints``
+    (see ``ComputePlane``).
+    """
+
+    organization: models.ForeignKey[Any, Any]
+    name = models.CharField(max_length=63)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        constraints = [live_name_unique("uniq_live_%(class)s_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pk})"
+
+
+class OperatedResource(Resource):
+    """A resource whose changes run as operations; ``operation`` is the latest one."""
+
+    operation = models.ForeignKey(
+        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Resource.Meta):
+        abstract = True

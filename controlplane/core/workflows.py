@@ -24,13 +24,14 @@ operation for good. Anything else is unexpected: retried with backoff, then fail
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from celery import shared_task
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from controlplane.core import audit, representation
@@ -39,6 +40,8 @@ from controlplane.core.errors import Conflict
 from controlplane.core.models import Operation, OperationStatus, OperationStep, StepStatus
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=models.Model)
 
 
 class RetryLater(Exception):
@@ -131,8 +134,6 @@ def start_operation(
 
 
 def send_advance(operation_id: str, countdown: float | None = None) -> None:
-    from controlplane.core.tasks import advance_operation
-
     if countdown:
         advance_operation.apply_async((operation_id,), countdown=countdown)
     else:
@@ -183,6 +184,108 @@ def record_resource(operation: Operation, key: str, value: Any) -> None:
         locked.resources = {**locked.resources, key: value}
         locked.save(update_fields=["resources"])
     operation.resources = locked.resources
+
+
+# --- what every resource's workflows and create paths share -----------------------------------
+
+
+def start_resource_operation(
+    *,
+    actor: Actor,
+    resource: Any,
+    kind: str,
+    action: str,
+    status: str | None = None,
+    params: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Operation:
+    """Start ``kind`` on an :class:`~controlplane.core.models.OperatedResource` inside the
+    caller's transaction: the resource takes ``status`` (if given) and the operation as its
+    latest, and the audit log records ``action`` with the operation's id."""
+    if status is not None:
+        resource.status = status
+    operation = start_operation(
+        actor=actor, organization=resource.organization, kind=kind, target=resource, params=params
+    )
+    resource.operation = operation
+    resource.save()
+    audit.record(
+        actor=actor,
+        organization=resource.organization,
+        action=action,
+        target=resource,
+        data={**(data or {}), "operation": operation.id},
+    )
+    return operation
+
+
+def target_loader(model: type[M], *related: str) -> Callable[[Operation], M]:
+    """A step's way to its operation's target row, fresh each call, with ``related`` joined."""
+
+    def load(operation: Operation) -> M:
+        return model._default_manager.select_related(*related).get(pk=operation.target_id)
+
+    return load
+
+
+def settle_target(
+    model: type[models.Model],
+    status: str,
+    *,
+    deleted: bool = False,
+    then: Callable[[Any], object] | None = None,
+) -> Callable[[Operation], None]:
+    """An ``on_succeeded``/``on_failed`` hook: the target takes ``status`` (and ``deleted_at``
+    when ``deleted``), then ``then(target)`` runs — unless a later operation on the target
+    superseded this one (a delete cancels an update), which leaves the target to that one."""
+
+    def hook(operation: Operation) -> None:
+        target: Any = model._default_manager.select_for_update().get(pk=operation.target_id)
+        if target.operation_id != operation.id:
+            return
+        target.status = status
+        if deleted:
+            target.deleted_at = timezone.now()
+        target.save(update_fields=["status", "deleted_at"])
+        if then is not None:
+            then(target)
+
+    return hook
+
+
+def register_resource_workflows(
+    model: type[models.Model],
+    kinds: Iterable[tuple[str, Sequence[Step], str]],
+    *,
+    failed: str,
+    then: Callable[[Any], object] | None = None,
+) -> None:
+    """Register a resource's workflows, one per ``(kind, steps, status once done)``: success
+    settles the target at that status (``deleted`` also stamps ``deleted_at``), failure at
+    ``failed``; ``then(target)`` runs after either (see :func:`settle_target`)."""
+    for kind, steps, done in kinds:
+        register_workflow(
+            Workflow(
+                kind=kind,
+                steps=steps,
+                on_succeeded=settle_target(model, done, deleted=done == "deleted", then=then),
+                on_failed=settle_target(model, failed, then=then),
+            )
+        )
+
+
+def record_on(model: type[models.Model], pk: Any, key: str, value: Any) -> None:
+    """Persist one resource id in the ``resources`` of a row at once, in its own commit (a
+    crash right after adopts it); ``None`` forgets the key."""
+    with transaction.atomic():
+        row: Any = model._default_manager.select_for_update().get(pk=pk)
+        resources = dict(row.resources)
+        if value is None:
+            resources.pop(key, None)
+        else:
+            resources[key] = value
+        row.resources = resources
+        row.save(update_fields=["resources"])
 
 
 # --- the engine behind advance_operation ------------------------------------------------------
@@ -345,3 +448,30 @@ def _finish(operation: Operation, status: OperationStatus, workflow: Workflow) -
     )
     # Last, after the hook: the stored JSON must show everything this transaction wrote.
     representation.store(operation)
+
+
+# --- the delivery ------------------------------------------------------------------------------
+# Defined here, next to the engine it drives and sends (``send_advance``); ``core/tasks.py``
+# names it for Celery's autodiscovery. The name stays where the routes and queues expect it.
+#
+# Step errors are handled inside the engine; what can escape is the engine's own bookkeeping
+# failing (database restarting, failover). Celery would ack that message and the operation
+# would wait forever for a delivery that never comes, so it is retried instead, with backoff
+# capped at a minute and no limit: the operation row, not the message, decides when to stop.
+@shared_task(
+    name="controlplane.core.tasks.advance_operation",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=None,
+)
+def advance_operation(operation_id: str) -> None:
+    """Run at most one step of the operation, then schedule the next delivery."""
+    claimed = claim_next_step(operation_id)
+    outcome = claimed if isinstance(claimed, Outcome) else run_claimed_step(claimed)
+    if not outcome.done and outcome.next_countdown is not None:
+        # A new message rather than a sleep: a waiting workflow holds no worker.
+        send_advance(operation_id, countdown=outcome.next_countdown or None)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import logging
 import sys
+from pathlib import Path
 
 from controlplane.providers.aws.external_id import is_valid_external_id
 from controlplane.sandbox.customers import VENDOR_PRINCIPAL, create_customer_role
@@ -19,6 +20,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        help="restore the AWS state from this file on start and save it there (docs/sandbox.md)",
+    )
+    serve.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=30.0,
+        help="with --state-file: save this often when something changed (and always on stop)",
+    )
 
     seed = commands.add_parser(
         "create-customer-role",
@@ -33,10 +45,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        cloud = SandboxCloud(host=args.host, port=args.port, access_log=args.access_log)
-        print(f"sandbox cloud on {cloud.endpoint_url} (AWS_ENDPOINT_URL)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            cloud.serve_forever()
+        logging.basicConfig(level=logging.INFO, format="aws-emulator: %(message)s")
+        cloud = SandboxCloud(
+            host=args.host,
+            port=args.port,
+            access_log=args.access_log,
+            state_path=args.state_file,
+            snapshot_seconds=args.snapshot_seconds,
+        )
+        cloud.restore()
+
+        def ready() -> None:
+            print(f"sandbox cloud on {cloud.endpoint_url} (AWS_ENDPOINT_URL)", flush=True)
+
+        cloud.serve_until_signalled(ready)
         return 0
 
     if not is_valid_external_id(args.external_id):

@@ -106,6 +106,15 @@ class EksExtras:
         self._lock = threading.Lock()
         self._state: dict[tuple[str, str, str], _ClusterExtras] = {}
 
+    def state(self) -> dict[tuple[str, str, str], _ClusterExtras]:
+        """A copy to snapshot with moto's backends (each entry points at moto's cluster)."""
+        with self._lock:
+            return dict(self._state)
+
+    def load(self, state: dict[tuple[str, str, str], _ClusterExtras]) -> None:
+        with self._lock:
+            self._state = dict(state)
+
     def handle(
         self,
         action: str,

@@ -23,6 +23,10 @@ class PortTaken(Exception):
 
 def _is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the emulator's server binds (werkzeug reuses addresses): the connections of an
+        # emulator that just stopped linger in TIME_WAIT and must not count as "taken", or a
+        # quick restart would move to another port. A live listener still refuses the bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,7 +43,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from
 from werkzeug.wsgi import get_input_stream
 
-from controlplane.sandbox import eksextras, lifecycle, marketplace, operations, trust
+from controlplane.sandbox import eksextras, lifecycle, marketplace, operations, persistence, trust
 from controlplane.sandbox.customers import POD_IDENTITY_ACCESS_KEY_ID as POD_IDENTITY_KEY
 from controlplane.sandbox.customers import POD_IDENTITY_SERVICE
 
@@ -276,6 +277,39 @@ class SandboxLayer:
         self.eks_hold = lifecycle.EksHold()
         self.eks_extras = eksextras.EksExtras()
         self.marketplace = marketplace.Marketplace()
+        # AWS calls share it; a snapshot of the state takes it alone (persistence.py).
+        self.state_lock = persistence.SharedExclusiveLock()
+        self._changes = 0  # grows with every call that may have changed the emulated cloud
+
+    # --- persistence (docs/sandbox.md, "Restarts") ------------------------------------------
+    def changes(self) -> int:
+        with self._lock:
+            return self._changes
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._changes += 1
+
+    def save_state(self, path: Path) -> dict[str, Any]:
+        """Snapshot moto's backends and what the layer emulates itself (add-ons, associations,
+        the credentials it issued) in one file, so references between them survive."""
+        with self.state_lock.exclusive():
+            with self._lock:
+                issued = dict(self._issued)
+            return persistence.snapshot(
+                path, {"issued": issued, "eks_extras": self.eks_extras.state()}
+            )
+
+    def restore_state(self, path: Path) -> bool:
+        """Bring back a snapshot (True), find none (False), or raise ``RestoreRefused``."""
+        with self.state_lock.exclusive():
+            extras = persistence.restore(path)
+            if extras is None:
+                return False
+            with self._lock:
+                self._issued.update(extras["issued"])
+            self.eks_extras.load(extras["eks_extras"])
+            return True
 
     # --- control API ------------------------------------------------------------------------
     def _clear_faults(self) -> None:
@@ -363,6 +397,7 @@ class SandboxLayer:
             issues = payload.get("issues", [])
             if not isinstance(issues, list):
                 return 400, {"error": "issues must be a list"}
+            self._changed()
             try:
                 return 200, lifecycle.set_cluster_status(
                     payload["account"],
@@ -388,7 +423,10 @@ class SandboxLayer:
 
         signed = operations.parse_authorization(environ.get("HTTP_AUTHORIZATION", ""))
         if signed is None:  # unsigned (moto-api, presigned URLs): not an AWS call we count
-            return self.app(environ, start_response)
+            if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+                self._changed()
+            with self.state_lock.shared():
+                return list(self.app(environ, start_response))
         form: dict[str, str] = {}
         if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
             form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
@@ -408,6 +446,8 @@ class SandboxLayer:
 
         def record(outcome: str, status: int) -> None:
             with self._lock:
+                if operations.is_mutating(action):
+                    self._changes += 1
                 self._calls.append(
                     CallRecord(
                         seq=next(self._seq),
@@ -464,46 +504,46 @@ class SandboxLayer:
                     f"resource: {form.get('RoleArn', '')} ({decision.reason})",
                 )
 
-        if signed.service == "iam":
-            lifecycle.seed_eks_managed_policies(account)
-
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             captured["status"], captured["headers"] = status, headers
             return lambda _data: None
 
-        if signed.service == "eks" and action in eksextras.OPERATIONS:
-            # Add-ons and Pod Identity associations: moto has none; the layer answers them.
-            code, headers, payload = self.eks_extras.handle(
-                action,
-                account,
-                signed.region,
-                environ.get("PATH_INFO", "/"),
-                environ.get("QUERY_STRING", ""),
-                body,
-            )
-            captured["status"], captured["headers"] = f"{code} X", headers
-        elif signed.service == "aws-marketplace" and action == "ResolveCustomer":
-            code, headers, payload = self.marketplace.resolve_customer(body)  # moto has none
-            captured["status"], captured["headers"] = f"{code} X", headers
-        else:
-            payload = b"".join(self.app(environ, capture))
-        status_code = int(captured["status"].split()[0])
-        if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
-            payload = self._shift_expiration(payload)
-            self._remember_credentials(payload, target_account or account)
-            captured["headers"] = _with_length(captured["headers"], payload)
-        if signed.service == "eks" and action == "CreateCluster" and status_code == 200:
-            payload = self.eks_hold.after_create(account, signed.region, payload)
-            captured["headers"] = _with_length(captured["headers"], payload)
-        if (
-            signed.service == "aws-marketplace"
-            and action == "BatchMeterUsage"
-            and status_code == 200
-        ):
-            payload = self.marketplace.after_batch(body, payload)
-            captured["headers"] = _with_length(captured["headers"], payload)
+        with self.state_lock.shared():  # a snapshot never sees a call half applied
+            if signed.service == "iam":
+                lifecycle.seed_eks_managed_policies(account)
+            if signed.service == "eks" and action in eksextras.OPERATIONS:
+                # Add-ons and Pod Identity associations: moto has none; the layer answers them.
+                code, headers, payload = self.eks_extras.handle(
+                    action,
+                    account,
+                    signed.region,
+                    environ.get("PATH_INFO", "/"),
+                    environ.get("QUERY_STRING", ""),
+                    body,
+                )
+                captured["status"], captured["headers"] = f"{code} X", headers
+            elif signed.service == "aws-marketplace" and action == "ResolveCustomer":
+                code, headers, payload = self.marketplace.resolve_customer(body)  # moto has none
+                captured["status"], captured["headers"] = f"{code} X", headers
+            else:
+                payload = b"".join(self.app(environ, capture))
+            status_code = int(captured["status"].split()[0])
+            if signed.service == "eks" and action == "CreateCluster" and status_code == 200:
+                payload = self.eks_hold.after_create(account, signed.region, payload)
+                captured["headers"] = _with_length(captured["headers"], payload)
+            if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
+                payload = self._shift_expiration(payload)
+                self._remember_credentials(payload, target_account or account)
+                captured["headers"] = _with_length(captured["headers"], payload)
+            if (
+                signed.service == "aws-marketplace"
+                and action == "BatchMeterUsage"
+                and status_code == 200
+            ):
+                payload = self.marketplace.after_batch(body, payload)
+                captured["headers"] = _with_length(captured["headers"], payload)
         if fault is not None:  # drop_response: the call happened, the answer is lost
             record("drop_response", status_code)
             _reset_connection(environ)

@@ -223,6 +223,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("LAKEPLANE_SWEEP_SECONDS", default=900.0),
         "options": {"queue": "provisioning"},
     },
+    # Sends the drift checks that are due; each resource is checked once per
+    # LAKEPLANE_DRIFT_INTERVAL_SECONDS at its own phase (computeplanes/drift.py).
+    "check-drift": {
+        "task": "controlplane.computeplanes.tasks.check_drift",
+        "schedule": env.float("LAKEPLANE_DRIFT_TICK_SECONDS", default=60.0),
+    },
     # Marks agents stale (no heartbeat for N intervals) and prunes old report records.
     "agent-housekeeping": {
         "task": "controlplane.agentapi.tasks.agent_housekeeping",
@@ -240,6 +246,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Drift detection -----------------------------------------------------------------------
+# Each cloud account (6 read-only AWS calls) and compute plane (at most 16) is checked this
+# often: a quarter hour notices a deleted VPC or a revoked role soon enough to explain a failure
+# before the customer meets it, for ~1,500 calls a day per plane.
+LAKEPLANE_DRIFT_INTERVAL_SECONDS = env.float("LAKEPLANE_DRIFT_INTERVAL_SECONDS", default=900.0)
+# At most this many checks of each kind are sent per tick; the rest wait for the next one.
+LAKEPLANE_DRIFT_BATCH = env.int("LAKEPLANE_DRIFT_BATCH", default=500)
 
 # --- Operations ----------------------------------------------------------------------------
 # A claimed step is leased to one worker for this long. Steps are bounded to a few seconds,
@@ -308,6 +322,9 @@ LAKEPLANE_PUBLIC_URL = env.str("LAKEPLANE_PUBLIC_URL", default="http://127.0.0.1
 LAKEPLANE_LOCAL_AGENTS_DIR = env.str(
     "LAKEPLANE_LOCAL_AGENTS_DIR", default=str(DATA_DIR / "computeplanes")
 )
+# Sandbox: each local agent comes with an engine supervisor that runs a sandbox engine (DuckDB
+# behind the Presto/Trino protocol) per running cluster; off, clusters have no query endpoint.
+LAKEPLANE_SANDBOX_ENGINES = env.bool("LAKEPLANE_SANDBOX_ENGINES", default=True)
 # The agent image the eks mode installs (a customer's registry mirror may replace it).
 LAKEPLANE_AGENT_IMAGE = env.str("LAKEPLANE_AGENT_IMAGE", default="")
 # wait_for_agent: polls this often, this many times, before failing with agent_not_connected.

@@ -387,3 +387,93 @@ def test_end_to_end_with_the_directory_target(tmp_path: Path) -> None:
     sql = (tmp_path / "_catalog-statements" / "cl_01hv0000000000000000000000.sql").read_text()
     assert 'CREATE CATALOG "hive" USING hive' in sql
     assert "fs.alluxio.enabled" in sql
+
+
+# --- what the cache serves, per engine (docs/caches.md) -----------------------------------------
+
+
+def test_trino_catalogs_with_a_cache_cache_every_location_on_the_nodes() -> None:
+    # Trino binds its Alluxio file system to alluxio:// only, so s3:// tables are served by its
+    # file system cache; each cached catalog has its own directory on the pods' fs-cache volume.
+    from computeplane_agent.render.catalogs import TRINO_FS_CACHE_DIR, create_catalog_statement
+
+    state = _state(engines=({"cache": CACHE_ID}, {"cache": None}, {**PRESTO, "cache": CACHE_ID}))
+    rendered = render_desired_state(state)
+    objects = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "ConfigMap"}
+    objects |= {o["metadata"]["name"]: o for o in rendered if o["kind"] == "Deployment"}
+    prefixes = [f"lp-cl-01hv00000000000000000000{i:02d}" for i in range(3)]
+    cached = dict(
+        line.split("=", 1)
+        for line in objects[f"{prefixes[0]}-catalog"]["data"]["hive.properties"].splitlines()
+        if "=" in line
+    )
+    assert cached["fs.alluxio.enabled"] == "true"
+    assert cached["fs.cache.enabled"] == "true"
+    assert cached["fs.cache.directories"] == f"{TRINO_FS_CACHE_DIR}/hive"
+    assert cached["fs.cache.max-disk-usage-percentages"] == "80"  # the only cached catalog
+    assert "fs.cache" not in objects[f"{prefixes[0]}-catalog"]["data"]["pg.properties"]
+    assert "fs.cache" not in objects[f"{prefixes[1]}-catalog"]["data"]["hive.properties"]
+    assert "fs.cache" not in objects[f"{prefixes[2]}-catalog"]["data"]["hive.properties"]
+
+    def cache_mounts(prefix: str) -> list[str]:
+        spec = objects[f"{prefix}-worker"]["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in spec["volumes"]}
+        return [
+            m["mountPath"]
+            for m in spec["containers"][0]["volumeMounts"]
+            if m["name"] == "fs-cache" and "fs-cache" in volumes
+        ]
+
+    assert cache_mounts(prefixes[0]) == [TRINO_FS_CACHE_DIR]
+    assert cache_mounts(prefixes[1]) == []  # no cache attached
+    assert cache_mounts(prefixes[2]) == []  # PrestoDB reads through the shared cache instead
+    coordinator = objects[f"{prefixes[0]}-coordinator"]["spec"]["template"]["spec"]
+    assert any(m["name"] == "fs-cache" for m in coordinator["containers"][0]["volumeMounts"])
+
+    # The statement the agent runs carries the same, and the disk is shared out equally.
+    hive = next(c for c in state.catalogs if c.id == HIVE_CATALOG_ID)
+    twin = hive.model_copy(update={"id": "cat_01hv0000000000000000000099", "name": "lake2"})
+    statement = create_catalog_statement(hive, state.caches[0], cached_catalogs=2)
+    assert "\"fs.cache.max-disk-usage-percentages\" = '40'" in statement
+    assert f"\"fs.cache.directories\" = '{TRINO_FS_CACHE_DIR}/hive'" in statement
+    assert f"{TRINO_FS_CACHE_DIR}/lake2'" in create_catalog_statement(twin, state.caches[0], 2)
+
+
+def test_a_refused_trino_catalog_change_puts_the_previous_version_back_at_once() -> None:
+    target = MemoryTarget()
+    agent = _agent(target)
+    state = _state()
+    _apply(agent, state)
+    ran = len(target.statements[TRINO_ID])
+    target.refuse_containing.add("jdbc:postgresql://db2")
+
+    _apply(agent, _with_catalog_change(state, 2))
+    after = target.statements[TRINO_ID][ran:]
+    # drop, the refused create (not run), then the version that worked, back at once; the
+    # unchanged hive catalog is never touched
+    assert after[0] == 'DROP CATALOG IF EXISTS "pg"'
+    assert after[1] == 'DROP CATALOG IF EXISTS "pg"'
+    assert after[2].startswith('CREATE CATALOG "pg"')
+    assert "jdbc:postgresql://db:5432/app" in after[2]
+    assert len(after) == 3
+    pg = next(c for c in agent.observe()[0].catalogs if c.id == PG_CATALOG_ID)
+    assert (pg.version, pg.status) == (1, "failed")
+    assert "invalid" in (pg.message or "")
+
+    # Later passes do not drop the serving catalog again for the same refused change.
+    ran = len(target.statements[TRINO_ID])
+    agent.catalogs.sync(_with_catalog_change(state, 2), agent.state.secrets)
+    assert target.statements[TRINO_ID][ran:] == []
+
+    # The next version goes through (the engine side was fixed): drop and create, back to
+    # back, and it is live.
+    target.refuse_containing.clear()
+    fixed = _with_catalog_change(_with_catalog_change(state, 2), 3)
+    _apply(agent, fixed)
+    last = target.statements[TRINO_ID][ran:]
+    assert [s.split(" (")[0].split(" WITH")[0] for s in last] == [
+        'DROP CATALOG IF EXISTS "pg"',
+        'CREATE CATALOG "pg" USING postgresql',
+    ]
+    pg = next(c for c in agent.observe()[0].catalogs if c.id == PG_CATALOG_ID)
+    assert (pg.version, pg.status) == (3, "live")

@@ -14,6 +14,7 @@ from controlplane.core.management.commands.runlakeplane import (
     SANDBOX_TOKEN_DAYS,
     SANDBOX_TOKEN_NAME,
     banner_lines,
+    bootstrap_demo,
     stop_in_order,
 )
 from controlplane.sandbox import endpoint
@@ -45,11 +46,16 @@ def test_without_configuration_a_free_port_is_chosen_when_the_default_is_taken()
             probe.bind((DEFAULT_HOST, port))
 
 
-def test_the_banner_shows_the_token_once_without_a_prefix():
-    lines = banner_lines("http://127.0.0.1:8000/", "pw", "lpt_abc", {})
+@pytest.mark.django_db
+def test_the_banner_shows_the_minted_token_once_without_a_prefix():
+    # The token as make run gets it from bootstrap (which prints "token: …"), not a literal.
+    token = bootstrap_demo("pw")
+    lines = banner_lines("http://127.0.0.1:8000/", "pw", token, {})
     token_line = next(line for line in lines if "API token" in line)
-    assert "token: token:" not in token_line
-    assert "API token: lpt_abc" in token_line
+    assert token.startswith("lpt_")
+    assert token_line.startswith(f"  API token: {token} ")
+    assert "token: token:" not in "\n".join(lines)
+    assert sum(line.count("lpt_") for line in lines) == 2  # the token line and the curl example
 
 
 def test_components_stop_newest_first_each_with_sigterm(tmp_path):

@@ -8,7 +8,15 @@ from rest_framework import serializers
 from controlplane.cloudaccounts.models import AWS_ACCOUNT_ID_VALIDATOR, CloudAccount
 from controlplane.core.api.serializers import OperationRefSerializer
 
-READ_ONLY_INPUTS = ("external_id", "status", "checks", "verified_at", "id")
+READ_ONLY_INPUTS = (
+    "external_id",
+    "status",
+    "checks",
+    "findings",
+    "last_checked_at",
+    "verified_at",
+    "id",
+)
 
 
 class RefuseReadOnlyInputs(serializers.Serializer[Any]):
@@ -30,6 +38,13 @@ class CheckSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
+class FindingSerializer(serializers.Serializer[Any]):
+    """What a drift check found (accounts and compute planes): ``{check, detail}``."""
+
+    check = serializers.CharField()
+    detail = serializers.CharField()
+
+
 class OnboardingSerializer(serializers.Serializer[Any]):
     quick_create_url = serializers.URLField()
     trust_policy = serializers.DictField()
@@ -38,6 +53,7 @@ class OnboardingSerializer(serializers.Serializer[Any]):
 
 class CloudAccountSerializer(serializers.ModelSerializer[CloudAccount]):
     checks = CheckSerializer(many=True, read_only=True)
+    findings = FindingSerializer(many=True, read_only=True)
     onboarding = serializers.SerializerMethodField()
     operation = serializers.SerializerMethodField()
 
@@ -53,6 +69,8 @@ class CloudAccountSerializer(serializers.ModelSerializer[CloudAccount]):
             "checks",
             "onboarding",
             "operation",
+            "findings",
+            "last_checked_at",
             "verified_at",
             "created_at",
         ]

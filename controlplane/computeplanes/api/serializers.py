@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from controlplane.cloudaccounts.api.serializers import FindingSerializer
 from controlplane.computeplanes.models import ComputePlane, EndpointAccess
 from controlplane.computeplanes.services import (
     DEFAULT_KUBERNETES_VERSION,
@@ -32,6 +33,7 @@ class ComputePlaneSerializer(serializers.ModelSerializer[ComputePlane]):
     operation = OperationRefSerializer(read_only=True, allow_null=True)
     resources = serializers.SerializerMethodField()
     agent = serializers.SerializerMethodField()
+    findings = FindingSerializer(many=True, read_only=True)
 
     class Meta:
         model = ComputePlane
@@ -52,6 +54,8 @@ class ComputePlaneSerializer(serializers.ModelSerializer[ComputePlane]):
             "operation",
             "resources",
             "agent",
+            "findings",
+            "last_checked_at",
             "created_at",
             "deleted_at",
         ]

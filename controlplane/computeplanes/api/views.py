@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -72,4 +73,11 @@ class ComputePlaneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
     @extend_schema(request=None, responses={202: s.ComputePlaneSerializer})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         plane, operation = services.delete_compute_plane(actor=self.actor, plane=self.get_object())
+        return self._accepted(plane, operation)
+
+    @extend_schema(request=None, responses={202: s.ComputePlaneSerializer})
+    @action(detail=True, methods=["post"])
+    def repair(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Run the reconcilers again after drift (they create what is missing)."""
+        plane, operation = services.repair_compute_plane(actor=self.actor, plane=self.get_object())
         return self._accepted(plane, operation)

@@ -25,6 +25,7 @@ DEMO_EMAIL = "demo@lakeplane.local"
 # Each start rotates this one token: the previous one is revoked, the new one expires.
 SANDBOX_TOKEN_NAME = "sandbox"  # noqa: S105 - a label, not a secret
 SANDBOX_TOKEN_DAYS = 7
+EMULATOR_STATE_FILE = "emulator-state.pickle"
 
 
 class Command(BaseCommand):
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         base_url = f"http://{host}:{port}/"
         call_command("migrate", interactive=False, verbosity=0)
         password = self._demo_password()
-        token = self._bootstrap(password)
+        token = bootstrap_demo(password)
 
         env = dict(os.environ)
         # Where compute-plane agents call back (local agents in the sandbox).
@@ -169,22 +170,6 @@ class Command(BaseCommand):
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def _bootstrap(self, password: str) -> str:
-        from io import StringIO
-
-        out = StringIO()
-        call_command(
-            "bootstrap",
-            org=DEMO_ORG,
-            email=DEMO_EMAIL,
-            name="Demo",
-            password=password,
-            token_name=SANDBOX_TOKEN_NAME,
-            expires_in_days=SANDBOX_TOKEN_DAYS,
-            stdout=out,
-        )
-        return out.getvalue().strip().removeprefix("token: ")
-
     def _emulator_command(self) -> tuple[list[str], str] | None:
         """The local AWS emulator, unless real AWS (credentials, no endpoint) is configured."""
         if os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_ENDPOINT_URL"):
@@ -203,7 +188,19 @@ class Command(BaseCommand):
                 f"Port {DEFAULT_PORT} is taken; the AWS emulator uses port {port} "
                 f"(set {PORT_VARIABLE} to choose one)."
             )
-        command = [sys.executable, "-m", "controlplane.sandbox", "serve", "--port", str(port)]
+        # The emulator's AWS state outlives a restart (docs/sandbox.md, "Restarts").
+        command = [
+            sys.executable,
+            "-m",
+            "controlplane.sandbox",
+            "serve",
+            "--port",
+            str(port),
+            "--state-file",
+            str(Path(settings.DATA_DIR) / EMULATOR_STATE_FILE),
+            "--snapshot-seconds",
+            os.environ.get("LAKEPLANE_EMULATOR_SNAPSHOT_SECONDS", "30"),
+        ]
         return command, f"http://127.0.0.1:{port}"
 
     def _wait_for(
@@ -234,6 +231,25 @@ class Command(BaseCommand):
     def _stop_all(self, processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
         stop_in_order(processes, self.stderr.write)
         self.stdout.write("Lakeplane stopped.\n")
+
+
+def bootstrap_demo(password: str) -> str:
+    """The demo organization and owner (idempotent); the rotated sandbox token, bare."""
+    from io import StringIO
+
+    out = StringIO()
+    call_command(
+        "bootstrap",
+        org=DEMO_ORG,
+        email=DEMO_EMAIL,
+        name="Demo",
+        password=password,
+        token_name=SANDBOX_TOKEN_NAME,
+        expires_in_days=SANDBOX_TOKEN_DAYS,
+        stdout=out,
+    )
+    # bootstrap prints "token: <secret>" for people; the banner labels it itself.
+    return out.getvalue().strip().removeprefix("token: ")
 
 
 def banner_lines(base_url: str, password: str, token: str, env: dict[str, str]) -> list[str]:
