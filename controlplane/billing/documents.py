@@ -32,7 +32,7 @@ CSV_HEADER = [
     "unit_price_cents",
     "amount_cents_exact",
 ]
-LINES_PER_PAGE = 40
+LINES_PER_PAGE = 36  # with the header and totals, an A4 landscape page
 FOUR = Decimal("0.0001")
 
 
@@ -172,7 +172,7 @@ def as_pdf(s: Statement) -> bytes:
                 money(line.amount_cents, s.currency),
             ]
             for (_name, width), text in zip(COLUMNS, cells, strict=True):
-                pdf.cell(width, 5, _latin(text), border=1)
+                pdf.cell(width, 4, _latin(text), border=1)
             pdf.ln()
     pdf.ln(4)
     pdf.set_font("Helvetica", size=10)

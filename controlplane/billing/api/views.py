@@ -90,6 +90,7 @@ class BillingViewSet(OrgScopedViewSet):
         "usage": Role.VIEWER,
         "statements": Role.ADMIN,
         "statement": Role.ADMIN,
+        "statement_file": Role.ADMIN,
         "metering": Role.ADMIN,
         "billing_settings": Role.ADMIN,  # reading; changing them needs the owner (below)
     }
@@ -157,15 +158,29 @@ class BillingViewSet(OrgScopedViewSet):
     @action(
         detail=False,
         methods=["get"],
-        url_path=r"billing/statements/(?P<month>[0-9]{4}-[0-9]{2})(?P<suffix>\.csv|\.pdf)?",
+        url_path=r"billing/statements/(?P<month>[0-9]{4}-[0-9]{2})",
     )
-    def statement(
-        self, request: Request, month: str, suffix: str | None = None, **kwargs: Any
-    ) -> Any:
+    def statement(self, request: Request, month: str, **kwargs: Any) -> Any:
+        """The month's statement; ``Accept: text/csv`` or ``application/pdf`` for a file."""
+        return self._statement(month, request.accepted_renderer.media_type)
+
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+        }
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path=r"billing/statements/(?P<month>[0-9]{4}-[0-9]{2})\.(?P<fmt>csv|pdf)",
+    )
+    def statement_file(self, request: Request, month: str, fmt: str, **kwargs: Any) -> Any:
+        """The statement as ``.csv`` (a line per day, cluster and instance type) or ``.pdf``."""
+        return self._statement(month, {"csv": "text/csv", "pdf": "application/pdf"}[fmt])
+
+    def _statement(self, month: str, media: str) -> Any:
         period = _month(month)
-        media = {".csv": "text/csv", ".pdf": "application/pdf"}.get(
-            suffix or "", request.accepted_renderer.media_type
-        )
         org = self.organization
         if media == "text/csv":
             body = documents.as_csv(org, period).encode()
