@@ -18,6 +18,7 @@ from computeplane_agent.agent import Agent
 from computeplane_agent.client import HttpControlPlaneClient
 from computeplane_agent.contract import WORKLOAD_NAMESPACE, AgentCredential, Registration
 from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.metrics import DEFAULT_METRICS_PORT, AgentMetrics
 from computeplane_agent.targets.base import Target
 
 
@@ -78,12 +79,17 @@ def run() -> int:
     from computeplane_agent.secrets import AwsSecretResolver
 
     # The agent's own credentials (its IAM role on EKS; AWS_ENDPOINT_URL in the sandbox).
+    metrics = AgentMetrics()
+    metrics_port = int(_env("LAKEPLANE_METRICS_PORT", str(DEFAULT_METRICS_PORT)))
+    if metrics_port:
+        metrics.serve(metrics_port)
     agent = Agent(
         client,
         target,
         agent_id=credential.agent_id,
         poll_seconds=poll_seconds,
         resolver=AwsSecretResolver(),
+        metrics=metrics,
     )
     stop = threading.Event()
 

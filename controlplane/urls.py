@@ -14,6 +14,7 @@ from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
+from controlplane.core.metrics import metrics
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
@@ -41,6 +42,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/agent/v1/", include("controlplane.agentapi.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
-from controlplane.settings.env import BASE_DIR, data_dir, env
+from controlplane.settings.env import BASE_DIR, data_dir, env, log_format
 
 DATA_DIR = data_dir()
 
@@ -37,7 +37,12 @@ INSTALLED_APPS = [
     "controlplane.billing",
 ]
 
+# django-prometheus' pair wraps everything (request rate and latency by route); the request
+# context (request id, organization, access log) comes right after the first, so every answer,
+# even a redirect by SecurityMiddleware, carries an id and is logged.
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "controlplane.core.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -46,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -381,20 +387,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Trust X-Forwarded-For for audit source IPs only behind a known proxy.
 LAKEPLANE_TRUSTED_PROXY_COUNT = env.int("LAKEPLANE_TRUSTED_PROXY_COUNT", default=0)
 
+# --- Observability (docs/observability.md) -------------------------------------------------
+# Scrapers of /metrics send this as a bearer token. Empty: open in the sandbox, 404 in production.
+LAKEPLANE_METRICS_TOKEN = env.str("LAKEPLANE_METRICS_TOKEN", default="")
+# plain: one readable line per record; json: one JSON object per line (production's default).
+LOG_FORMAT = log_format(default="plain")
+
+# Production sets its own formatter on this handler (LOG_FORMAT defaults to json there).
+LOG_CONSOLE_HANDLER: dict[str, object] = {
+    "class": "logging.StreamHandler",
+    "formatter": LOG_FORMAT,
+    "filters": ["client_errors", "request_context", "redact_secrets"],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"()": "controlplane.core.observability.PlainFormatter"},
+        "json": {"()": "controlplane.core.observability.JsonFormatter"},
+    },
     "filters": {
         "client_errors": {"()": "controlplane.core.logfilters.ClientErrorsWithoutTraceback"},
+        "request_context": {"()": "controlplane.core.observability.RequestContextFilter"},
+        # STS secrets, session tokens and signatures never reach a log line, whichever logger
+        # wrote them (the AWS SDK's loggers carry the same filter).
+        "redact_secrets": {"()": "controlplane.providers.aws.credentials.RedactSecretsFilter"},
     },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["client_errors"],
-        }
-    },
+    "handlers": {"console": LOG_CONSOLE_HANDLER},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
