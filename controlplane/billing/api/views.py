@@ -130,7 +130,7 @@ class BillingViewSet(OrgScopedViewSet):
             usage(self.organization, start, end, group_by, with_amounts=self.may_read_money)
         )
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="orgs_billing_statements_list", responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"], url_path="billing/statements")
     def statements(self, request: Request, **kwargs: Any) -> Response:
         months = []
@@ -149,11 +149,12 @@ class BillingViewSet(OrgScopedViewSet):
         return Response({"results": months})
 
     @extend_schema(
+        operation_id="orgs_billing_statement_retrieve",
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "text/csv"): OpenApiTypes.STR,
             (200, "application/pdf"): OpenApiTypes.BINARY,
-        }
+        },
     )
     @action(
         detail=False,
