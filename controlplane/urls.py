@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.billing.api.urls import org_urlpatterns as billing_org_urls
+from controlplane.billing.api.urls import urlpatterns as billing_urls
 from controlplane.caching.api.urls import org_urlpatterns as cache_org_urls
 from controlplane.catalogs.api.urls import org_urlpatterns as catalog_org_urls
 from controlplane.catalogs.api.urls import urlpatterns as catalog_urls
@@ -26,11 +28,13 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cluster_org_urls,
     *cache_org_urls,
     *catalog_org_urls,
+    *billing_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
     *tenancy_urls,
     *catalog_urls,
+    *billing_urls,
     path("orgs/<str:org>", include(org_detail_urlpatterns)),
     path("orgs/<str:org>/", include(org_scoped_urls)),
 ]

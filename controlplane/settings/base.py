@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "controlplane.clusters",
     "controlplane.catalogs",
     "controlplane.caching",
+    "controlplane.billing",
 ]
 
 # django-prometheus' pair wraps everything (request rate and latency by route); the request
@@ -239,6 +240,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.agentapi.tasks.agent_housekeeping",
         "schedule": env.float("LAKEPLANE_AGENT_HEARTBEAT_SECONDS", default=30.0),
     },
+    # Usage facts and their hourly/daily rollups, rebuilt for the trailing window (and further
+    # back when a late report arrived); then budgets, then marketplace metering.
+    "billing-rollup": {
+        "task": "controlplane.billing.tasks.rollup_usage",
+        "schedule": env.float("LAKEPLANE_BILLING_ROLLUP_SECONDS", default=300.0),
+    },
+    "billing-meter": {
+        "task": "controlplane.billing.tasks.meter_marketplace",
+        "schedule": env.float("LAKEPLANE_BILLING_METER_SECONDS", default=600.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -422,3 +433,33 @@ LOGGING = {
         },
     },
 }
+
+# --- Billing ---------------------------------------------------------------------------------
+# Each rollup pass recomputes this many trailing minutes (reports arrive a minute or two late).
+LAKEPLANE_BILLING_REBUILD_TRAILING_MINUTES = env.int(
+    "LAKEPLANE_BILLING_REBUILD_TRAILING_MINUTES", default=60
+)
+# Per-minute facts are kept this long, then dropped by range; hourly and daily rollups stay.
+LAKEPLANE_BILLING_RAW_RETENTION_DAYS = env.int("LAKEPLANE_BILLING_RAW_RETENTION_DAYS", default=35)
+# Budget alert thresholds, percent of the monthly budget (actual or forecast spend).
+LAKEPLANE_BILLING_BUDGET_THRESHOLDS = (50, 80, 100)
+# AWS Marketplace metering: the dimension usage is metered in (compute-unit-hours, rounded up
+# per organization-hour), attempts before a record is dead-lettered, and the base backoff.
+LAKEPLANE_MARKETPLACE_DIMENSION = env.str(
+    "LAKEPLANE_MARKETPLACE_DIMENSION", default="compute_unit_hours"
+)
+LAKEPLANE_MARKETPLACE_MAX_ATTEMPTS = env.int("LAKEPLANE_MARKETPLACE_MAX_ATTEMPTS", default=6)
+LAKEPLANE_MARKETPLACE_BACKOFF_SECONDS = env.float(
+    "LAKEPLANE_MARKETPLACE_BACKOFF_SECONDS", default=60.0
+)
+LAKEPLANE_MARKETPLACE_REGION = env.str("LAKEPLANE_MARKETPLACE_REGION", default="us-east-1")
+
+# --- Email (budget alerts) ---------------------------------------------------------------------
+# The sandbox prints mail to the console; production sets an SMTP backend (e.g. Amazon SES's SMTP
+# interface) with EMAIL_HOST/EMAIL_PORT/EMAIL_HOST_USER/EMAIL_HOST_PASSWORD.
+EMAIL_BACKEND = env.str(
+    "LAKEPLANE_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str(
+    "LAKEPLANE_EMAIL_FROM", default="Lakeplane <billing@lakeplane.invalid>"
+)
