@@ -50,4 +50,4 @@ RUN SECRET_KEY=collectstatic-only \
     && chown -R lakeplane:lakeplane /app/staticfiles
 USER 10001:10001
 EXPOSE 8000
-CMD ["gunicorn", "controlplane.wsgi"]
+CMD ["gunicorn", "--config", "python:controlplane.gunicorn_conf", "controlplane.wsgi"]

@@ -175,6 +175,15 @@ def wait_for(predicate: Any, what: str, timeout: float, process: Any = None) -> 
     raise RuntimeError(f"{what}: not within {timeout} s")
 
 
+def web_healthy(base: str) -> bool:
+    try:
+        # base is our own http://127.0.0.1 URL, never user input.
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
 def emulator_healthy(endpoint: str) -> bool:
     try:
         # endpoint is our own http://127.0.0.1 URL, never user input.
@@ -534,6 +543,10 @@ def main() -> int:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = bench_env(database_url, broker_url, endpoint)
+    # A plane is ready once its agent registered: the install step starts a local agent per
+    # plane (as `make run` does), which registers with, and long-polls, this web server.
+    web_port = free_port()
+    env["LAKEPLANE_PUBLIC_URL"] = f"http://127.0.0.1:{web_port}"
 
     ensure_database(database_url)
     flush_broker(broker_url)
@@ -551,6 +564,18 @@ def main() -> int:
         )
         wait_for(lambda: emulator_healthy(endpoint), "emulator", 60, emulator)
         print(f"emulator on {endpoint} (pid {emulator.pid})")
+        web = processes.start(
+            "web",
+            [
+                *(sys.executable, "-m", "gunicorn", "controlplane.wsgi:application"),
+                *("--bind", f"127.0.0.1:{web_port}", "--workers", "2", "--threads", "8"),
+                *("--log-level", "warning", "--graceful-timeout", "5"),
+            ],
+            env,
+            logs / "web.log",
+        )
+        wait_for(lambda: web_healthy(env["LAKEPLANE_PUBLIC_URL"]), "web", 120, web)
+        print(f"web (for the planes' agents) on {env['LAKEPLANE_PUBLIC_URL']} (pid {web.pid})")
 
         os.environ.update(env)
         sys.path.insert(0, str(REPO))
@@ -770,6 +795,9 @@ def main() -> int:
         if flipper is not None:
             flipper.stop.set()
             flipper.join(timeout=5)
+        # Deleting a plane stops its agent; a run cut short leaves some running.
+        with contextlib.suppress(SystemExit):  # manage() exits with its output on failure
+            manage(env, "localagents", "stop")
         processes.stop_all()
 
     all_durations: list[float] = []

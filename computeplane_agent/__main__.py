@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from computeplane_agent.agent import Agent
 from computeplane_agent.client import HttpControlPlaneClient
 from computeplane_agent.contract import WORKLOAD_NAMESPACE, AgentCredential, Registration
 from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.metrics import DEFAULT_METRICS_PORT, AgentMetrics
 from computeplane_agent.targets.base import Target
 
 
@@ -77,18 +79,36 @@ def run() -> int:
     from computeplane_agent.secrets import AwsSecretResolver
 
     # The agent's own credentials (its IAM role on EKS; AWS_ENDPOINT_URL in the sandbox).
+    metrics = AgentMetrics()
+    metrics_port = int(_env("LAKEPLANE_METRICS_PORT", str(DEFAULT_METRICS_PORT)))
+    if metrics_port:
+        metrics.serve(metrics_port)
     agent = Agent(
         client,
         target,
         agent_id=credential.agent_id,
         poll_seconds=poll_seconds,
         resolver=AwsSecretResolver(),
+        metrics=metrics,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    agent.run(stop)
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if client.long_polling:
+            # Idle, waiting for the next desired state: end now instead of after the long poll
+            # (up to its wait). Mid-pass the agent finishes the pass and stops between passes.
+            raise _Stopped
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with contextlib.suppress(_Stopped):
+        agent.run(stop)
     return 0
+
+
+class _Stopped(BaseException):
+    """Raised by the stop signal into an idle long poll."""
 
 
 def main(argv: list[str] | None = None) -> int:

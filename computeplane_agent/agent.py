@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from computeplane_agent.contract import (
     UsageReport,
     UsageSample,
 )
+from computeplane_agent.metrics import AgentMetrics
 from computeplane_agent.render import render_desired_state, resource_prefix
 from computeplane_agent.render.alluxio import master_service_name, master_web_url
 from computeplane_agent.render.metastore import schema_job_name
@@ -101,8 +103,10 @@ class Agent:
         usage_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolver: SecretResolver | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics or AgentMetrics()
         self.target = target
         self.resolver = resolver
         # Every secret value the agent resolved is scrubbed from its log records and messages.
@@ -130,6 +134,7 @@ class Agent:
         )
         self.state.secrets = secrets
         rendered = render_desired_state(desired, unavailable_catalogs=set(secrets.catalog_failures))
+        started = time.perf_counter()
         objects = [with_applied_hash(o) for o in [*rendered, *secrets.objects]]
         wanted = {ObjectRef.of(o): o for o in objects}
         current = {m.ref: m.applied_hash for m in self.target.list_managed()}
@@ -141,6 +146,9 @@ class Agent:
         for ref in sorted(set(current) - set(wanted)):
             self.target.delete(ref)
             result.pruned += 1
+        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+        self.metrics.objects_applied.inc(result.applied)
+        self.metrics.objects_pruned.inc(result.pruned)
         return result
 
     # --- observe ----------------------------------------------------------------------------------
@@ -283,14 +291,19 @@ class Agent:
                 try:
                     fresh = self.client.desired_state(state.known_version, self.poll_seconds)
                 except MalformedDesiredState as exc:
+                    self.metrics.last_successful_poll.set_to_current_time()
                     self._reject(exc.version, "invalid_desired_state", str(exc))
                     fresh = None
+                else:
+                    self.metrics.last_successful_poll.set_to_current_time()
                 if fresh is not None:
                     self._accept(fresh)
             if state.pending is not None:
                 result = self.reconcile(state.pending)
                 log.info("applied version %s: %s", state.pending.version, result)
                 state.applied, state.pending = state.pending, None
+                self.metrics.applied_version.set(state.applied.version)
+                self.metrics.reconciles.labels("ok").inc()
             if state.applied is not None:
                 # Every pass: a Trino coordinator that just became ready gets its catalogs.
                 self.catalogs.sync(state.applied, state.secrets)
@@ -298,9 +311,11 @@ class Agent:
         except (ControlPlaneUnavailable, TargetError) as exc:
             # Leave the cluster exactly as it is; try again later.
             log.warning("temporary failure, backing off: %s", exc)
+            self.metrics.reconciles.labels("unavailable").inc()
             return self._backoff()
         except ControlPlaneRefused as exc:
             log.error("control plane refused the agent: %s", exc)
+            self.metrics.reconciles.labels("refused").inc()
             return self._backoff()
         state.failures = 0
         return 0.0
@@ -318,6 +333,7 @@ class Agent:
 
     def _reject(self, version: int | None, code: str, message: str) -> None:
         log.error("desired state %s rejected (%s): %s", version, code, message)
+        self.metrics.reconciles.labels("rejected").inc()
         if version is not None:
             # Do not fetch the same bad version again; a fixed one gets a new version.
             self.state.known_version = version

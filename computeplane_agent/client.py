@@ -73,6 +73,8 @@ class HttpControlPlaneClient:
         self.credential = credential
         self.timeout_seconds = timeout_seconds
         self.session = session or requests.Session()
+        # True while a desired-state long poll is in flight (the agent's stop uses it).
+        self.long_polling = False
 
     def _request(
         self,
@@ -112,14 +114,18 @@ class HttpControlPlaneClient:
 
     def desired_state(self, known_version: int | None, wait_seconds: int) -> DesiredState | None:
         headers = {} if known_version is None else {"If-None-Match": f'"{known_version}"'}
-        response = self._request(
-            "GET",
-            "desired-state",
-            headers=headers,
-            params={"wait": str(wait_seconds)},
-            # The server holds the request up to ``wait`` seconds before answering 304.
-            extra_timeout=wait_seconds,
-        )
+        self.long_polling = True  # nothing is half done while waiting: a stop may cut it short
+        try:
+            response = self._request(
+                "GET",
+                "desired-state",
+                headers=headers,
+                params={"wait": str(wait_seconds)},
+                # The server holds the request up to ``wait`` seconds before answering 304.
+                extra_timeout=wait_seconds,
+            )
+        finally:
+            self.long_polling = False
         if response.status_code == 304:
             return None
         try:

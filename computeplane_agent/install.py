@@ -12,6 +12,7 @@ from typing import Any
 
 from computeplane_agent import __version__
 from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
+from computeplane_agent.metrics import DEFAULT_METRICS_PORT
 
 KubeObject = dict[str, Any]
 AGENT_NAME = "lakeplane-agent"
@@ -83,6 +84,7 @@ def install_manifests(
                 "LAKEPLANE_TARGET": "kubernetes",
                 "LAKEPLANE_POLL_SECONDS": str(poll_seconds),
                 "LAKEPLANE_CREDENTIAL_FILE": "/var/run/lakeplane/credential.json",
+                "LAKEPLANE_METRICS_PORT": str(DEFAULT_METRICS_PORT),
             },
         },
         {
@@ -102,7 +104,15 @@ def install_manifests(
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": {"app.kubernetes.io/name": AGENT_NAME}},
                 "template": {
-                    "metadata": {"labels": dict(LABELS)},
+                    "metadata": {
+                        "labels": dict(LABELS),
+                        # The usual annotations a Prometheus in the VPC discovers pods by.
+                        "annotations": {
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(DEFAULT_METRICS_PORT),
+                            "prometheus.io/path": "/metrics",
+                        },
+                    },
                     "spec": {
                         "serviceAccountName": AGENT_NAME,
                         "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
@@ -116,6 +126,14 @@ def install_manifests(
                                 "name": "agent",
                                 "image": image,
                                 "args": ["run"],
+                                # Prometheus in the VPC scrapes the agent here.
+                                "ports": [
+                                    {
+                                        "name": "metrics",
+                                        "containerPort": DEFAULT_METRICS_PORT,
+                                        "protocol": "TCP",
+                                    }
+                                ],
                                 "envFrom": [{"configMapRef": {"name": f"{AGENT_NAME}-config"}}],
                                 "env": [
                                     {

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.billing.api.urls import org_urlpatterns as billing_org_urls
+from controlplane.billing.api.urls import urlpatterns as billing_urls
 from controlplane.caching.api.urls import org_urlpatterns as cache_org_urls
 from controlplane.catalogs.api.urls import org_urlpatterns as catalog_org_urls
 from controlplane.catalogs.api.urls import urlpatterns as catalog_urls
@@ -12,6 +14,7 @@ from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
+from controlplane.core.metrics import metrics
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
@@ -25,11 +28,13 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cluster_org_urls,
     *cache_org_urls,
     *catalog_org_urls,
+    *billing_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
     *tenancy_urls,
     *catalog_urls,
+    *billing_urls,
     path("orgs/<str:org>", include(org_detail_urlpatterns)),
     path("orgs/<str:org>/", include(org_scoped_urls)),
 ]
@@ -37,6 +42,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/agent/v1/", include("controlplane.agentapi.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -226,3 +226,11 @@ def _attached_catalog(org: Organization) -> Model:
 
 ORG_SCOPED_FACTORIES[Metastore] = lambda org: MetastoreFactory(organization=org)
 ORG_SCOPED_FACTORIES[Catalog] = _attached_catalog
+
+
+# --- billing ----------------------------------------------------------------------------------
+from controlplane.billing.models import BillingProfile  # noqa: E402
+
+ORG_SCOPED_FACTORIES[BillingProfile] = lambda org: BillingProfile.objects.get_or_create(
+    organization=org, defaults={"monthly_budget_cents": 10_000}
+)[0]

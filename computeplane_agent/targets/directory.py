@@ -8,6 +8,7 @@ reject never looks healthy here either.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ from computeplane_agent.targets.base import (
 CLUSTER_SCOPED_DIR = "_cluster"
 # Trino catalog statements the agent would run, one file per cluster (not YAML: never an object).
 STATEMENTS_DIR = "_catalog-statements"
+# Where the sandbox's engine supervisor records each cluster's local coordinator (one JSON file per
+# cluster: url, state, workers, pid); the sandbox's stand-in for the coordinator Service's address.
+ENGINES_DIR = "_engines"
 
 
 class DirectoryTarget:
@@ -131,3 +135,16 @@ class DirectoryTarget:
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         return None  # no Alluxio runs here: the agent reports capacity from the spec
+
+    def engine_record_path(self, cluster_id: str) -> Path:
+        return self.root / ENGINES_DIR / f"{cluster_id}.json"
+
+    def coordinator_url(self, cluster_id: str) -> str | None:
+        """The local address standing in for a cluster's coordinator Service, once the sandbox
+        engine supervisor has given it one (it keeps it across stop and start); else None."""
+        try:
+            record = json.loads(self.engine_record_path(cluster_id).read_text())
+        except (OSError, ValueError):
+            return None
+        url = record.get("url") if isinstance(record, dict) else None
+        return url if isinstance(url, str) and url else None

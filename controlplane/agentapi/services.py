@@ -48,6 +48,10 @@ from controlplane.core.errors import LakeplaneError
 # number of SQL statements that does not grow with the batch. The clusters, catalogs and
 # caching apps listen, so this app never imports them.
 status_reported = Signal()
+# Sent once per applied usage report (never for a replay), inside its transaction, with
+# ``compute_plane_id``, ``period_start`` and ``period_end``: billing keeps the periods agents
+# vouched for, so that a period reported with no samples counts as "nothing ran".
+usage_reported = Signal()
 
 AGENT_ACTOR = audit.Actor.system_actor("agent")
 # Report records only have to outlive the agent's retries of one report (minutes); a day is
@@ -681,6 +685,12 @@ def record_usage(
                 recorded_at=now,
             )
             for sample in report.samples
+        )
+        usage_reported.send(
+            sender=UsageRecord,
+            compute_plane_id=plane_id,
+            period_start=report.period_start,
+            period_end=report.period_end,
         )
 
     return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply)

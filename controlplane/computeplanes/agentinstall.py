@@ -6,6 +6,9 @@ the Celery task that started it and the terminal's Ctrl-C; ``runlakeplane`` stop
 them (``manage.py localagents``). Everything it owns lives under
 ``LAKEPLANE_LOCAL_AGENTS_DIR/<plane id>/``: ``manifests/`` (the directory target's root),
 ``credential.json`` (written by the agent after registering), ``agent.pid`` and ``agent.log``.
+Next to the agent runs the sandbox engine supervisor (``engines.pid``, ``engines.log``): one
+sandbox engine per running cluster, found at ``manifests/_engines/<cluster>.json`` — the
+sandbox's counterpart of the coordinator Service (``sandbox_engine_url``; docs/sandbox.md).
 The one-time bootstrap token is handed over in the process's environment only. Its AWS identity
 is the plane's agent role, never the control plane's: ``aws-config``/``aws-credentials`` there
 make boto3's default chain assume that role in the emulator (see :func:`sandbox_aws_environment`).
@@ -33,6 +36,7 @@ from typing import Any
 from django.conf import settings
 
 from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.targets.directory import DirectoryTarget
 from computeplane_agent.targets.kubernetes import KubernetesTarget
 from controlplane.agentapi.services import issue_bootstrap_token
 from controlplane.computeplanes.models import AgentStatus, ComputePlane, ComputePlaneStatus
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PID_FILE = "agent.pid"
+ENGINES_PID_FILE = "engines.pid"
+ENGINE_SUPERVISOR_MARKER = b"controlplane.sandbox.engine"
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -115,7 +121,7 @@ def sandbox_aws_environment(
     }
 
 
-def _is_agent(pid: int) -> bool:
+def _is_agent(pid: int, marker: bytes = b"computeplane_agent") -> bool:
     """True if ``pid`` is a live (not zombie) agent process — guards against pid reuse."""
     # Reap it if it is our own child that exited (eager tests, a re-run in the same worker).
     with contextlib.suppress(ChildProcessError):
@@ -133,7 +139,7 @@ def _is_agent(pid: int) -> bool:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             return False
-        return state != "Z" and b"computeplane_agent" in cmdline
+        return state != "Z" and marker in cmdline
     return True
 
 
@@ -146,18 +152,79 @@ def running_pid(plane_id: str) -> int | None:
     return pid if _is_agent(pid) else None
 
 
+def _base_environment() -> dict[str, str]:
+    return {
+        key: value
+        for key, value in os.environ.items()
+        # Local processes get their own settings only: no database URL, Django secret, AWS keys...
+        if key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "TZ")
+    }
+
+
+def engine_supervisor_pid(plane_id: str) -> int | None:
+    try:
+        pid = int((agent_dir(plane_id) / ENGINES_PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_agent(pid, ENGINE_SUPERVISOR_MARKER) else None
+
+
+def start_engine_supervisor(plane_id: str) -> int | None:
+    """Start the plane's sandbox engine supervisor unless it runs (or engines are off)."""
+    if not settings.LAKEPLANE_SANDBOX_ENGINES:
+        return None
+    pid = engine_supervisor_pid(plane_id)
+    if pid is not None:
+        return pid
+    base = agent_dir(plane_id)
+    env = {**_base_environment(), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    with (base / "engines.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "controlplane.sandbox.engine", "supervise",
+             "--manifests", str(manifests_dir(plane_id))],
+            cwd=base,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )  # fmt: skip
+    (base / ENGINES_PID_FILE).write_text(str(process.pid))
+    logger.info("started the engine supervisor of %s (pid %s)", plane_id, process.pid)
+    return process.pid
+
+
+def stop_engine_supervisor(plane_id: str) -> bool:
+    """SIGTERM the supervisor (it stops its engines first), SIGKILL if it lingers."""
+    pid = engine_supervisor_pid(plane_id)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        # It stops each engine (up to a few seconds each), then exits.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS * 4
+        while time.monotonic() < deadline and _is_agent(pid, ENGINE_SUPERVISOR_MARKER):
+            time.sleep(0.1)
+        if _is_agent(pid, ENGINE_SUPERVISOR_MARKER):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    (agent_dir(plane_id) / ENGINES_PID_FILE).unlink(missing_ok=True)
+    return pid is not None
+
+
+def sandbox_engine_url(plane_id: str, cluster_id: str) -> str | None:
+    """In the sandbox, the local address of a cluster's engine (its coordinator); else None (a
+    plane on EKS has no local agent directory, so no engine record either)."""
+    return DirectoryTarget(manifests_dir(plane_id)).coordinator_url(cluster_id)
+
+
 def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
     """Start the plane's agent detached; returns its pid. Without a token it must have a
     credential file already (a restart)."""
     base = agent_dir(plane.pk)
     manifests_dir(plane.pk).mkdir(parents=True, exist_ok=True)
     base.chmod(0o700)  # the credential file lands here
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # The agent gets its own settings only: no database URL, Django secret, AWS keys...
-        if key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "TZ")
-    }
+    env = _base_environment()
     env.update(
         {
             "PYTHONPATH": str(REPO_ROOT),
@@ -206,11 +273,14 @@ def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
         )
     (base / PID_FILE).write_text(str(process.pid))
     logger.info("started the local agent of %s (pid %s)", plane.pk, process.pid)
+    start_engine_supervisor(plane.pk)
     return process.pid
 
 
 def stop_local_agent(plane_id: str, *, remove: bool = False) -> bool:
-    """Stop the plane's agent (SIGTERM, then SIGKILL); ``remove`` deletes its directory too."""
+    """Stop the plane's agent (SIGTERM, then SIGKILL) and its engines; ``remove`` deletes its
+    directory too."""
+    stop_engine_supervisor(plane_id)
     pid = running_pid(plane_id)
     if pid is not None:
         try:
@@ -238,6 +308,7 @@ def install_sandbox_agent(plane: ComputePlane) -> str:
     credential; otherwise a fresh bootstrap token is issued and handed to a new process."""
     pid = running_pid(plane.pk)
     if pid is not None:
+        start_engine_supervisor(plane.pk)
         return f"the local agent is already running (pid {pid})"
     if credential_file(plane.pk).exists():
         pid = start_local_agent(plane, None)

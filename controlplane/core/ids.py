@@ -29,6 +29,7 @@ PREFIXES = {
     "evt",
     "step",
     "agc",
+    "cred",
 }
 
 

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from controlplane.core.audit import Actor
+from controlplane.core.observability import bind_organization
 from controlplane.core.roles import Role, role_at_least
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_object", "initial")
@@ -77,6 +78,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.organization, self.role = resolve_org_role(request, self.kwargs.get("org", ""))
+        bind_organization(self.organization.id)
         required = self.required_role(self.action, request.method)
         if not role_at_least(self.role, required):
             raise exceptions.PermissionDenied(

@@ -77,6 +77,23 @@ class SandboxControl:
         body = {"account": account, "region": region, "cluster": cluster, "status": status}
         self._send("POST", "/eks/status", json={**body, "issues": issues or []})
 
+    def register_marketplace_customer(
+        self, token: str, customer: str, product: str, account: str = ""
+    ) -> None:
+        """A marketplace sign-up: ResolveCustomer(token) answers it; the customer is subscribed."""
+        self._send(
+            "POST",
+            "/marketplace/customers",
+            json={"token": token, "customer": customer, "product": product, "account": account},
+        )
+
+    def marketplace_unprocessed(self, count: int) -> None:
+        """The next ``count`` metering records come back unprocessed."""
+        self._send("POST", "/marketplace/unprocessed", json={"count": count})
+
+    def marketplace_records(self) -> list[dict[str, Any]]:
+        return list(self._send("GET", "/marketplace/records")["records"])
+
     def reset(self) -> None:
         """Faults, call log and clock back to defaults (moto's resources are kept)."""
         self._send("POST", "/reset")

@@ -43,7 +43,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from
 from werkzeug.wsgi import get_input_stream
 
-from controlplane.sandbox import eksextras, lifecycle, operations, persistence, trust
+from controlplane.sandbox import eksextras, lifecycle, marketplace, operations, persistence, trust
 from controlplane.sandbox.customers import POD_IDENTITY_ACCESS_KEY_ID as POD_IDENTITY_KEY
 from controlplane.sandbox.customers import POD_IDENTITY_SERVICE
 
@@ -176,8 +176,13 @@ class CallRecord:
     status: int
 
 
+# Signing names that are not botocore service names.
+_SERVICE_OF_SIGNING_NAME = {"aws-marketplace": "meteringmarketplace"}
+
+
 @functools.cache
 def _protocol(service: str) -> str:
+    service = _SERVICE_OF_SIGNING_NAME.get(service, service)
     try:
         return str(botocore.session.get_session().get_service_model(service).metadata["protocol"])
     except Exception:
@@ -271,6 +276,7 @@ class SandboxLayer:
         self._issued: dict[str, tuple[str, datetime]] = {}
         self.eks_hold = lifecycle.EksHold()
         self.eks_extras = eksextras.EksExtras()
+        self.marketplace = marketplace.Marketplace()
         # AWS calls share it; a snapshot of the state takes it alone (persistence.py).
         self.state_lock = persistence.SharedExclusiveLock()
         self._changes = 0  # grows with every call that may have changed the emulated cloud
@@ -318,6 +324,7 @@ class SandboxLayer:
             self._clock_offset = timedelta(0)
             self._issued.clear()
         self.eks_hold.set(False)
+        self.marketplace.reset()
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self._clock_offset
@@ -368,6 +375,16 @@ class SandboxLayer:
         if path == "reset" and method == "POST":
             self.reset()
             return 200, {"ok": True}
+        if path.startswith("marketplace/"):
+            try:
+                if path == "marketplace/customers" and method == "POST":
+                    return 201, self.marketplace.register(payload)
+                if path == "marketplace/unprocessed" and method == "POST":
+                    return 200, self.marketplace.set_unprocessed(payload.get("count"))
+                if path == "marketplace/records" and method == "GET":
+                    return 200, {"records": self.marketplace.records()}
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
         if path == "eks/hold" and method == "POST":
             if not isinstance(payload.get("enabled"), bool):
                 return 400, {"error": "enabled must be true or false"}
@@ -507,6 +524,9 @@ class SandboxLayer:
                     body,
                 )
                 captured["status"], captured["headers"] = f"{code} X", headers
+            elif signed.service == "aws-marketplace" and action == "ResolveCustomer":
+                code, headers, payload = self.marketplace.resolve_customer(body)  # moto has none
+                captured["status"], captured["headers"] = f"{code} X", headers
             else:
                 payload = b"".join(self.app(environ, capture))
             status_code = int(captured["status"].split()[0])
@@ -516,6 +536,13 @@ class SandboxLayer:
             if signed.service == "sts" and action == "AssumeRole" and status_code == 200:
                 payload = self._shift_expiration(payload)
                 self._remember_credentials(payload, target_account or account)
+                captured["headers"] = _with_length(captured["headers"], payload)
+            if (
+                signed.service == "aws-marketplace"
+                and action == "BatchMeterUsage"
+                and status_code == 200
+            ):
+                payload = self.marketplace.after_batch(body, payload)
                 captured["headers"] = _with_length(captured["headers"], payload)
         if fault is not None:  # drop_response: the call happened, the answer is lost
             record("drop_response", status_code)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
-from controlplane.settings.env import BASE_DIR, data_dir, env
+from controlplane.settings.env import BASE_DIR, data_dir, env, log_format
 
 DATA_DIR = data_dir()
 
@@ -34,9 +34,15 @@ INSTALLED_APPS = [
     "controlplane.clusters",
     "controlplane.catalogs",
     "controlplane.caching",
+    "controlplane.billing",
 ]
 
+# django-prometheus' pair wraps everything (request rate and latency by route); the request
+# context (request id, organization, access log) comes right after the first, so every answer,
+# even a redirect by SecurityMiddleware, carries an id and is logged.
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "controlplane.core.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -45,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -233,6 +240,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.agentapi.tasks.agent_housekeeping",
         "schedule": env.float("LAKEPLANE_AGENT_HEARTBEAT_SECONDS", default=30.0),
     },
+    # Usage facts and their hourly/daily rollups, rebuilt for the trailing window (and further
+    # back when a late report arrived); then budgets, then marketplace metering.
+    "billing-rollup": {
+        "task": "controlplane.billing.tasks.rollup_usage",
+        "schedule": env.float("LAKEPLANE_BILLING_ROLLUP_SECONDS", default=300.0),
+    },
+    "billing-meter": {
+        "task": "controlplane.billing.tasks.meter_marketplace",
+        "schedule": env.float("LAKEPLANE_BILLING_METER_SECONDS", default=600.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -311,6 +328,9 @@ LAKEPLANE_PUBLIC_URL = env.str("LAKEPLANE_PUBLIC_URL", default="http://127.0.0.1
 LAKEPLANE_LOCAL_AGENTS_DIR = env.str(
     "LAKEPLANE_LOCAL_AGENTS_DIR", default=str(DATA_DIR / "computeplanes")
 )
+# Sandbox: each local agent comes with an engine supervisor that runs a sandbox engine (DuckDB
+# behind the Presto/Trino protocol) per running cluster; off, clusters have no query endpoint.
+LAKEPLANE_SANDBOX_ENGINES = env.bool("LAKEPLANE_SANDBOX_ENGINES", default=True)
 # The agent image the eks mode installs (a customer's registry mirror may replace it).
 LAKEPLANE_AGENT_IMAGE = env.str("LAKEPLANE_AGENT_IMAGE", default="")
 # wait_for_agent: polls this often, this many times, before failing with agent_not_connected.
@@ -367,20 +387,33 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Trust X-Forwarded-For for audit source IPs only behind a known proxy.
 LAKEPLANE_TRUSTED_PROXY_COUNT = env.int("LAKEPLANE_TRUSTED_PROXY_COUNT", default=0)
 
+# --- Observability (docs/observability.md) -------------------------------------------------
+# Scrapers of /metrics send this as a bearer token. Empty: open in the sandbox, 404 in production.
+LAKEPLANE_METRICS_TOKEN = env.str("LAKEPLANE_METRICS_TOKEN", default="")
+# plain: one readable line per record; json: one JSON object per line (production's default).
+LOG_FORMAT = log_format(default="plain")
+
+# Production sets its own formatter on this handler (LOG_FORMAT defaults to json there).
+LOG_CONSOLE_HANDLER: dict[str, object] = {
+    "class": "logging.StreamHandler",
+    "formatter": LOG_FORMAT,
+    "filters": ["client_errors", "request_context", "redact_secrets"],
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"()": "controlplane.core.observability.PlainFormatter"},
+        "json": {"()": "controlplane.core.observability.JsonFormatter"},
+    },
     "filters": {
         "client_errors": {"()": "controlplane.core.logfilters.ClientErrorsWithoutTraceback"},
+        "request_context": {"()": "controlplane.core.observability.RequestContextFilter"},
+        # STS secrets, session tokens and signatures never reach a log line, whichever logger
+        # wrote them (the AWS SDK's loggers carry the same filter).
+        "redact_secrets": {"()": "controlplane.providers.aws.credentials.RedactSecretsFilter"},
     },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["client_errors"],
-        }
-    },
+    "handlers": {"console": LOG_CONSOLE_HANDLER},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -400,3 +433,33 @@ LOGGING = {
         },
     },
 }
+
+# --- Billing ---------------------------------------------------------------------------------
+# Each rollup pass recomputes this many trailing minutes (reports arrive a minute or two late).
+LAKEPLANE_BILLING_REBUILD_TRAILING_MINUTES = env.int(
+    "LAKEPLANE_BILLING_REBUILD_TRAILING_MINUTES", default=60
+)
+# Per-minute facts are kept this long, then dropped by range; hourly and daily rollups stay.
+LAKEPLANE_BILLING_RAW_RETENTION_DAYS = env.int("LAKEPLANE_BILLING_RAW_RETENTION_DAYS", default=35)
+# Budget alert thresholds, percent of the monthly budget (actual or forecast spend).
+LAKEPLANE_BILLING_BUDGET_THRESHOLDS = (50, 80, 100)
+# AWS Marketplace metering: the dimension usage is metered in (compute-unit-hours, rounded up
+# per organization-hour), attempts before a record is dead-lettered, and the base backoff.
+LAKEPLANE_MARKETPLACE_DIMENSION = env.str(
+    "LAKEPLANE_MARKETPLACE_DIMENSION", default="compute_unit_hours"
+)
+LAKEPLANE_MARKETPLACE_MAX_ATTEMPTS = env.int("LAKEPLANE_MARKETPLACE_MAX_ATTEMPTS", default=6)
+LAKEPLANE_MARKETPLACE_BACKOFF_SECONDS = env.float(
+    "LAKEPLANE_MARKETPLACE_BACKOFF_SECONDS", default=60.0
+)
+LAKEPLANE_MARKETPLACE_REGION = env.str("LAKEPLANE_MARKETPLACE_REGION", default="us-east-1")
+
+# --- Email (budget alerts) ---------------------------------------------------------------------
+# The sandbox prints mail to the console; production sets an SMTP backend (e.g. Amazon SES's SMTP
+# interface) with EMAIL_HOST/EMAIL_PORT/EMAIL_HOST_USER/EMAIL_HOST_PASSWORD.
+EMAIL_BACKEND = env.str(
+    "LAKEPLANE_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str(
+    "LAKEPLANE_EMAIL_FROM", default="Lakeplane <billing@lakeplane.invalid>"
+)

@@ -54,3 +54,14 @@ def refuse(name: str, problem: str) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"The environment variable {name} {problem}.")
+
+
+LOG_FORMATS = ("plain", "json")
+
+
+def log_format(default: str) -> str:
+    """LOG_FORMAT: plain or json; anything else stops the process naming the choices."""
+    value: str = env.str("LOG_FORMAT", default="").strip() or default
+    if value not in LOG_FORMATS:
+        refuse("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return value

@@ -4,8 +4,8 @@
 """
 
 from controlplane.settings.base import *  # noqa: F403
-from controlplane.settings.base import CELERY_BROKER_URL, DATABASES
-from controlplane.settings.env import EMULATOR_ACCOUNT_ID, env, refuse, required
+from controlplane.settings.base import CELERY_BROKER_URL, DATABASES, LOG_CONSOLE_HANDLER
+from controlplane.settings.env import EMULATOR_ACCOUNT_ID, env, log_format, refuse, required
 
 # Everything below is required: a missing or empty one stops the process, naming the variable.
 SECRET_KEY = required("SECRET_KEY", "sessions, CSRF and token digests are keyed with it")
@@ -40,7 +40,8 @@ LAKEPLANE_MODE = "production"
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # /healthz and /readyz are probed over plain HTTP by load balancers inside the VPC.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# So is /metrics, scraped by Prometheus from inside the cluster (it needs its bearer token).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -50,3 +51,7 @@ CSRF_COOKIE_SECURE = True
 
 # Vite names built assets by content hash (assets/index-3f9a1c.js): cache them for a year.
 WHITENOISE_IMMUTABLE_FILE_TEST = r"^.+/assets/.+-[0-9A-Za-z_-]{8,}\.(?:js|css|woff2?|svg|png)$"
+
+# Log collectors parse one JSON object per line; LOG_FORMAT=plain is there for a human at a shell.
+LOG_FORMAT = log_format(default="json")
+LOG_CONSOLE_HANDLER["formatter"] = LOG_FORMAT

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from controlplane.core import observability
 from controlplane.core.api import views
 from controlplane.core.audit import Actor
 from controlplane.core.roles import Role
@@ -37,6 +38,13 @@ class LeanSpy:
 
     def __init__(self) -> None:
         self.answered = 0
+
+
+@pytest.fixture(autouse=True)
+def _one_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request here gets the same X-Request-ID, as if each sent the same header: the two
+    answers compared must be identical to the byte, and a fresh id per request would differ."""
+    monkeypatch.setattr(observability, "new_request_id", lambda: "lean-compare-request-id")
 
 
 @pytest.fixture
@@ -62,6 +70,7 @@ def through_drf(client: Any, url: str, **extra: Any) -> Any:
 
 def assert_same_answer(lean_answer: Any, drf_answer: Any) -> None:
     assert lean_answer.status_code == drf_answer.status_code
+    assert lean_answer["X-Request-ID"] == "lean-compare-request-id"
     assert sorted(lean_answer.headers.items()) == sorted(drf_answer.headers.items())
     assert lean_answer.content == drf_answer.content
 

@@ -8,6 +8,7 @@ the victim's data is unchanged.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -62,8 +63,14 @@ def _victim_object(route: OrgRoute, org: Organization) -> Model:
     return factory(org)
 
 
+# Path parameters that are not an object id, with a valid example value.
+EXAMPLE_PATH_VALUES = {"month": "2026-11", "fmt": "csv"}
+
+
 def _url(route: OrgRoute, org_slug: str, obj: Model | None) -> str:
     kwargs = {"org": org_slug}
+    for name in EXAMPLE_PATH_VALUES.keys() & set(re.findall(r"\(\?P<(\w+)>", route.pattern)):
+        kwargs[name] = EXAMPLE_PATH_VALUES[name]
     if route.lookup_kwarg is not None:
         assert obj is not None
         kwargs[route.lookup_kwarg] = str(getattr(obj, route.lookup_field))

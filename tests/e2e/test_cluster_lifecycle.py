@@ -11,10 +11,14 @@ fixture in test_computeplane_workflow.py.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import prestodb
 import pytest
+import requests
 import yaml
 
 from computeplane_agent.contract import WORKLOAD_NAMESPACE
@@ -145,6 +149,46 @@ def act(env: Env, owner: Caller, cluster: Cluster, action: str, body: Any = None
     return cluster.status
 
 
+def wait_for(check: Callable[[], Any], what: str, limit: float = 60.0) -> Any:
+    deadline = time.monotonic() + limit
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.1)
+    return value
+
+
+def endpoint(owner: Caller, cluster: Cluster) -> str | None:
+    shown: dict[str, Any] = owner.client.get(api(owner, f"clusters/{cluster.id}")).json()
+    return shown["endpoint"]
+
+
+def engine_stats(url: str) -> dict[str, Any] | None:
+    """The sandbox engine's /v1/cluster once it has loaded its data; None while it cannot."""
+    try:
+        if requests.get(f"{url}/v1/info", timeout=2).json()["starting"]:
+            return None
+        stats: dict[str, Any] = requests.get(f"{url}/v1/cluster", timeout=2).json()
+    except requests.RequestException:
+        return None
+    return stats
+
+
+def _unreachable(url: str) -> bool:
+    try:
+        requests.get(f"{url}/v1/info", timeout=2)
+    except requests.ConnectionError:
+        return True
+    return False
+
+
+def presto_count(url: str) -> Any:
+    host, port = url.removeprefix("http://").split(":")
+    cur = prestodb.dbapi.connect(host=host, port=int(port), user="e2e").cursor()
+    cur.execute("SELECT count(*) FROM tpch.tiny.lineitem")
+    return cur.fetchall()
+
+
 def test_presto_cluster_lifecycle_with_the_real_agent(
     plane_env: Env,  # noqa: F811
     owner: Caller,
@@ -178,11 +222,25 @@ def test_presto_cluster_lifecycle_with_the_real_agent(
     assert worker_pod["containers"][0]["image"].endswith("/prestodb/presto:0.292")
     before_restart = restart_generation(root, cluster.id)
 
+    # --- its endpoint is the sandbox engine the supervisor started: a real client queries it.
+    # (The supervisor notices the applied coordinator within half a second.)
+    url = wait_for(
+        lambda: (
+            (endpoint(owner, cluster) or "").startswith("http://127.0.0.1:")
+            and endpoint(owner, cluster)
+        ),
+        f"a local endpoint: {(root.parent / 'engines.log').read_text()[-3000:]}",
+        limit=20,
+    )
+    assert wait_for(lambda: engine_stats(url), "the engine is up")["activeWorkers"] == 2
+    assert presto_count(url) == [[60175]]
+
     # --- resize to 5: node group scaling and worker replicas together.
     assert act(env, owner, cluster, "resize", {"workers": 5}) == "running"
     assert sizes(node_groups(env.sandbox, plane, cluster)) == {"coordinator": 1, "workers": 5}
     assert node_groups(env.sandbox, plane, cluster)["workers"]["scalingConfig"]["maxSize"] == 8
     assert replicas(root, cluster.id) == {"coordinator": 1, "worker": 5}
+    wait_for(lambda: (engine_stats(url) or {}).get("activeWorkers") == 5, "the engine has 5")
 
     # --- stop: the agent scales the pods to 0, then the node groups go to 0; config kept.
     assert act(env, owner, cluster, "stop") == "stopped"
@@ -190,12 +248,17 @@ def test_presto_cluster_lifecycle_with_the_real_agent(
     assert replicas(root, cluster.id) == {"coordinator": 0, "worker": 0}
     assert cluster_files(root, cluster.id).keys() == files.keys()  # configuration stays
     assert cluster.workers_desired == 5
+    assert endpoint(owner, cluster) is None
+    wait_for(lambda: _unreachable(url), "the engine process stops")
 
-    # --- start: back at 5.
+    # --- start: back at 5, at the same address.
     assert act(env, owner, cluster, "start") == "running"
     assert sizes(node_groups(env.sandbox, plane, cluster)) == {"coordinator": 1, "workers": 5}
     assert replicas(root, cluster.id) == {"coordinator": 1, "worker": 5}
     assert restart_generation(root, cluster.id) == before_restart
+    assert endpoint(owner, cluster) == url
+    assert wait_for(lambda: engine_stats(url), "the engine is back")["activeWorkers"] == 5
+    assert presto_count(url) == [[60175]]
 
     # --- restart: a new generation in both pod templates; node groups untouched.
     assert act(env, owner, cluster, "restart") == "running"
@@ -209,6 +272,7 @@ def test_presto_cluster_lifecycle_with_the_real_agent(
     assert act(env, owner, cluster, "delete") == "deleted"
     assert cluster_files(root, cluster.id) == {}
     assert node_groups(env.sandbox, plane, cluster) == {}
+    wait_for(lambda: _unreachable(url), "the deleted cluster's engine stops")
 
     full2 = {"m5.xlarge": 3}  # coordinator and workers share the instance type: added up
     full5 = {"m5.xlarge": 6}

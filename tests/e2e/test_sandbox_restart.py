@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from controlplane.sandbox.customers import admin_client
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,10 +170,23 @@ def test_an_account_plane_and_cluster_continue_after_ctrl_c_and_make_run(sandbox
         )
         first.finished(cluster["operation"]["id"])
         first.wait(f"clusters/{cluster['id']}", "status", "running")
+        # The README's command as written: no AWS_ENDPOINT_URL, it finds the emulator in .data/.
+        secret = subprocess.run(
+            [sys.executable, "manage.py", "sandbox_create_secret", account["id"], "lakeplane/db"],
+            cwd=ROOT,
+            env=sandbox_env,
+            input="the-password",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        secret_arn = secret.stdout.strip().removeprefix("arn: ")
+        assert secret_arn.startswith("arn:aws:secretsmanager:us-east-1:210987654321:secret:")
     finally:
         stopped = first.ctrl_c()
     assert "emulator state saved" in stopped
     assert "SIGKILL" not in stopped
+    assert "token: token:" not in stopped
 
     second = Lakeplane(sandbox_env, port)
     try:
@@ -189,5 +204,9 @@ def test_an_account_plane_and_cluster_continue_after_ctrl_c_and_make_run(sandbox
         )
         second.finished(again["operation"]["id"])
         second.wait(f"cloud-accounts/{account['id']}", "status", "verified")
+        # The customer's secret came back too, under the same ARN (random suffix included).
+        endpoint = (Path(sandbox_env["LAKEPLANE_DATA_DIR"]) / "emulator-endpoint").read_text()
+        secrets = admin_client(endpoint.strip(), "secretsmanager", "210987654321")
+        assert secrets.get_secret_value(SecretId=secret_arn)["SecretString"] == "the-password"
     finally:
         second.ctrl_c()

@@ -9,6 +9,7 @@ from computeplane_agent.contract import MAX_CATALOGS_PER_CLUSTER, WORKLOAD_NAMES
 from computeplane_agent.render.cluster import resource_prefix
 from computeplane_agent.render.engines import HTTP_PORT
 from controlplane.clusters.models import Cluster, Engine
+from controlplane.computeplanes.agentinstall import sandbox_engine_url
 from controlplane.core.api.serializers import (
     OperationRefSerializer,
     StrictBooleanField,
@@ -87,6 +88,10 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
         # reachable from inside the compute plane's VPC.
         if cluster.status != "running":
             return None
+        # The sandbox runs a local engine per running cluster instead (docs/sandbox.md).
+        local = sandbox_engine_url(cluster.compute_plane_id, cluster.id)
+        if local is not None:
+            return local
         service = f"{resource_prefix(cluster.id)}-coordinator"
         return f"http://{service}.{WORKLOAD_NAMESPACE}.svc:{HTTP_PORT}"
 

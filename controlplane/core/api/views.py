@@ -24,6 +24,7 @@ from controlplane.core.api.renderers import PreRenderedJSONRenderer, RawJSON
 from controlplane.core.api.serializers import AuditEventSerializer, OperationSerializer
 from controlplane.core.db import fetch_prepared
 from controlplane.core.models import AuditEvent, Operation
+from controlplane.core.observability import bind_organization
 from controlplane.core.roles import Role, role_at_least
 from controlplane.core.viewsets import OrgScopedViewSet
 from controlplane.tenancy import authentication
@@ -166,7 +167,8 @@ _ALLOW = "GET, HEAD, OPTIONS"
 # The token (no row unless valid and in the org) and its org's page, rows in page order;
 # an empty page is one row of NULLs after the token.
 _AUTHENTICATED_PAGE = """WITH token AS ({token})
-SELECT token.id, token.role, token.use_unrecorded, page.id, page.representation
+SELECT token.id, token.role, token.use_unrecorded, token.organization_id, page.id,
+    page.representation
 FROM token LEFT JOIN LATERAL (
     SELECT id, representation FROM {operation}
     WHERE organization_id = token.organization_id{position}
@@ -180,6 +182,7 @@ class _ValidToken:
     id: str
     role: str
     use_unrecorded: bool
+    organization_id: str
 
 
 class _AuthenticatedPageRows(_PageRows):
@@ -216,8 +219,8 @@ class _AuthenticatedPageRows(_PageRows):
             params["position"] = position
         rows = fetch_prepared(self._gated_sql(self._ordering, lookup), params)
         if rows:
-            self.found.append(_ValidToken(*rows[0][:3]))
-        return [{"id": row[3], "representation": row[4]} for row in rows if row[3] is not None]
+            self.found.append(_ValidToken(*rows[0][:4]))
+        return [{"id": row[4], "representation": row[5]} for row in rows if row[4] is not None]
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ def _lean_list(request: HttpRequest, org_slug: str) -> HttpResponse | None:
     if not rows.found or not role_at_least(Role(rows.found[0].role), required):
         return None
     token = rows.found[0]
+    bind_organization(token.organization_id)
     if token.use_unrecorded:
         authentication.record_use(token.id, now)
     assert page is not None

@@ -27,6 +27,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controlplane.providers.aws.metrics import instrument
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -197,7 +199,7 @@ class AwsClients:
         config = self._client_config(region, max_attempts)
         with self._lock:
             if credentials is not None:
-                return self._base.client(
+                client = self._base.client(
                     service,
                     endpoint_url=self.config.endpoint_url,
                     config=config,
@@ -205,8 +207,13 @@ class AwsClients:
                     aws_secret_access_key=credentials.secret_access_key,
                     aws_session_token=credentials.session_token,
                 )
-            session = self.session(role) if role is not None else self._base
-            return session.client(service, endpoint_url=self.config.endpoint_url, config=config)
+            else:
+                session = self.session(role) if role is not None else self._base
+                client = session.client(
+                    service, endpoint_url=self.config.endpoint_url, config=config
+                )
+        # Every call and throttled attempt is counted (lakeplane_aws_calls_total, …).
+        return instrument(client)
 
     def assume_role(
         self,
