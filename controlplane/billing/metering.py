@@ -127,7 +127,7 @@ def _claim(now: datetime) -> list[MeteringRecord]:
             .annotate(product=F("organization__billing_profile__marketplace_product"))
             .order_by("product", "hour", "id")[: BATCH * 4]
         )
-        batch = [r for r in locked if r.product == locked[0].product]
+        batch: list[MeteringRecord] = [r for r in locked if r.product == locked[0].product]
         MeteringRecord.objects.filter(pk__in=[r.pk for r in batch]).update(
             claimed_until=now + LEASE
         )
