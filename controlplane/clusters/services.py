@@ -295,15 +295,17 @@ def resize_cluster(
 
 
 def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    # A failed cluster can be stopped: its node groups go to zero, whatever step failed.
     with transaction.atomic():
-        locked = _locked(cluster, ClusterStatus.RUNNING, action="stopped")
+        locked = _locked(cluster, ClusterStatus.RUNNING, ClusterStatus.FAILED, action="stopped")
         operation = _start(actor, locked, STOP_KIND, ClusterStatus.STOPPING, "stop_requested")
     return locked, operation
 
 
 def start_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    # A failed cluster can be started: the retry re-runs node groups, desired state and the wait.
     with transaction.atomic():
-        locked = _locked(cluster, ClusterStatus.STOPPED, action="started")
+        locked = _locked(cluster, ClusterStatus.STOPPED, ClusterStatus.FAILED, action="started")
         operation = _start(actor, locked, START_KIND, ClusterStatus.STARTING, "start_requested")
     return locked, operation
 
@@ -334,3 +336,32 @@ def delete_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operatio
             ).update(status="canceled")
         operation = _start(actor, locked, DELETE_KIND, ClusterStatus.DELETING, "delete_requested")
     return locked, operation
+
+
+# What a failed cluster is brought back to, by the kind of operation that failed: a stop or a
+# delete is finished; anything else (create, resize, start, restart) ends with it running.
+_RETRY = {
+    STOP_KIND: (STOP_KIND, ClusterStatus.STOPPING, "stop_requested"),
+    DELETE_KIND: (DELETE_KIND, ClusterStatus.DELETING, "delete_requested"),
+}
+_RETRY_RUNNING = (START_KIND, ClusterStatus.STARTING, "start_requested")
+
+
+def retry_failed_clusters(*, plane: Any, actor: Actor) -> list[Operation]:
+    """After a repair: every failed cluster on ``plane`` gets the operation that finishes what
+    it was asked to do (a failed delete is deleted, a failed stop stopped, the rest started)."""
+    operations = []
+    failed = (
+        Cluster.objects.select_for_update(of=("self",))
+        .select_related("organization", "compute_plane__cloud_account", "operation")
+        .filter(compute_plane=plane, status=ClusterStatus.FAILED, deleted_at__isnull=True)
+        .order_by("id")
+    )
+    for cluster in failed:
+        kind = cluster.operation.kind if cluster.operation is not None else CREATE_KIND
+        operations.append(_start(actor, cluster, *_RETRY.get(kind, _RETRY_RUNNING)))
+    return operations
+
+
+def on_plane_repaired(sender: Any, *, plane: Any, actor: Actor, **_: Any) -> None:
+    retry_failed_clusters(plane=plane, actor=actor)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.dispatch import Signal
 
 from controlplane.cloudaccounts.models import CloudAccount, CloudAccountStatus
 from controlplane.computeplanes.models import ComputePlane, ComputePlaneStatus
@@ -23,6 +24,11 @@ CREATE_KIND = "computeplane.create"
 UPDATE_KIND = "computeplane.update"
 DELETE_KIND = "computeplane.delete"
 REPAIR_KIND = "computeplane.repair"
+
+# Sent (inside the repair's final transaction) when a repair brought a plane back to ``ready``;
+# the apps whose resources live on the plane listen and bring back what failed meanwhile.
+# Arguments: ``plane``, ``actor``.
+plane_repaired = Signal()
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
 DEFAULT_KUBERNETES_VERSION = "1.31"

@@ -35,7 +35,9 @@ from controlplane.computeplanes.services import (
     DELETE_KIND,
     REPAIR_KIND,
     UPDATE_KIND,
+    plane_repaired,
 )
+from controlplane.core.audit import Actor
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
     PermanentError,
@@ -302,6 +304,17 @@ def _set_status(status: ComputePlaneStatus, **extra: Any) -> Callable[[Operation
     return hook
 
 
+def _repaired(operation: Operation) -> None:
+    """The plane is ``ready`` again; what failed on it while it was broken gets its retry."""
+    _set_status(ComputePlaneStatus.READY, findings=[])(operation)
+    plane = ComputePlane.objects.select_related("organization", "cloud_account").get(
+        pk=operation.target_id
+    )
+    plane_repaired.send(
+        sender=ComputePlane, plane=plane, actor=Actor(user=operation.created_by, system="repair")
+    )
+
+
 def _mark_deleted(operation: Operation) -> None:
     ComputePlane.objects.filter(pk=operation.target_id).update(
         status=ComputePlaneStatus.DELETED, deleted_at=timezone.now()
@@ -349,7 +362,7 @@ register_workflow(
             Step("workloads", repair_workloads),
             Step("check_drift", check_repaired),
         ],
-        on_succeeded=_set_status(ComputePlaneStatus.READY, findings=[]),
+        on_succeeded=_repaired,
         # The plane still runs what it ran; what is missing stays listed in its findings.
         on_failed=_set_status(ComputePlaneStatus.DEGRADED),
     )

@@ -341,3 +341,61 @@ def test_an_emulator_that_lost_everything_is_reported_and_rebuilt_by_repair(
     run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/stop")), sim_agent)
     run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/start")), sim_agent)
     assert Cluster.objects.get(pk=running_cluster.pk).status == "running"
+
+
+def delete_eks_cluster(sandbox, plane) -> None:
+    """What a customer does in the EKS console: node groups first, then the cluster."""
+    eks = admin_client(sandbox.endpoint_url, "eks", sandbox.account_id)
+    name = plane.resources["eks_cluster_name"]
+    for group in eks.list_nodegroups(clusterName=name)["nodegroups"]:
+        eks.delete_nodegroup(clusterName=name, nodegroupName=group)
+    eks.delete_cluster(name=name)
+
+
+def test_a_cluster_that_failed_before_the_check_comes_back_after_repair(
+    owner, sandbox, ready_plane, running_cluster, sim_agent, drift_checks
+):
+    """The EKS cluster is deleted and the user stops a cluster before the next check has run:
+    the stop fails in AWS and the cluster is ``failed``. Repair rebuilds the plane and then
+    finishes what the failed cluster was asked to do (it ends ``stopped``); it starts again."""
+    delete_eks_cluster(sandbox, ready_plane)
+    response = owner.client.post(clusters_url(owner, f"/{running_cluster.id}/stop"))
+    assert response.status_code == 202, response.content
+    failed = drive(response.json()["operation"]["id"], sim_agent)
+    assert failed.operation.status == "failed"
+    assert Cluster.objects.get(pk=running_cluster.pk).status == "failed"
+
+    drift_checks()
+    plane = ComputePlane.objects.get(pk=ready_plane.pk)
+    assert plane.status == "degraded"
+    assert any("no longer exists" in f["detail"] for f in plane.findings)
+
+    run_ok(owner.client.post(plane_url(owner, plane, "/repair")), sim_agent)
+    plane.refresh_from_db()
+    assert (plane.status, plane.findings) == ("ready", [])
+    cluster = Cluster.objects.get(pk=running_cluster.pk)
+    assert cluster.status == "stopping"
+    assert cluster.operation is not None
+    assert cluster.operation.kind == "cluster.stop"
+    retried = drive(cluster.operation_id, sim_agent)
+    assert retried.operation.status == "succeeded", retried.operation.error_message
+    assert Cluster.objects.get(pk=running_cluster.pk).status == "stopped"
+    audit = AuditEvent.objects.filter(action="cluster.stop_requested", target_id=cluster.id)
+    assert audit.count() == 2  # the user's stop, then the repair's retry
+
+    run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/start")), sim_agent)
+    assert Cluster.objects.get(pk=running_cluster.pk).status == "running"
+    assert sizes(node_groups(sandbox, plane, running_cluster)) == {"coordinator": 1, "workers": 3}
+
+
+def test_a_failed_cluster_can_be_started_again(
+    owner, sandbox, ready_plane, running_cluster, sim_agent
+):
+    """A failed cluster is not a dead end: ``start`` retries it on a healthy plane."""
+    Cluster.objects.filter(pk=running_cluster.pk).update(status="failed")
+    run_ok(owner.client.post(clusters_url(owner, f"/{running_cluster.id}/start")), sim_agent)
+    assert Cluster.objects.get(pk=running_cluster.pk).status == "running"
+    assert sizes(node_groups(sandbox, ready_plane, running_cluster)) == {
+        "coordinator": 1,
+        "workers": 3,
+    }

@@ -23,11 +23,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from controlplane.sandbox.customers import admin_client
+from tests.drift.conftest import delete_vpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -125,6 +127,9 @@ def sandbox_env(tmp_path: Path) -> dict[str, str]:
         LAKEPLANE_MAX_POLL_SECONDS="0.5",
         LAKEPLANE_AGENT_MAX_WAIT_SECONDS="1",
         LAKEPLANE_AGENT_HEARTBEAT_SECONDS="1",
+        # The drift check every few seconds instead of every 15 minutes.
+        LAKEPLANE_DRIFT_TICK_SECONDS="2",
+        LAKEPLANE_DRIFT_INTERVAL_SECONDS="6",
     )
     return env
 
@@ -208,5 +213,25 @@ def test_an_account_plane_and_cluster_continue_after_ctrl_c_and_make_run(sandbox
         endpoint = (Path(sandbox_env["LAKEPLANE_DATA_DIR"]) / "emulator-endpoint").read_text()
         secrets = admin_client(endpoint.strip(), "secretsmanager", "210987654321")
         assert secrets.get_secret_value(SecretId=secret_arn)["SecretString"] == "the-password"
+
+        # Behind Lakeplane's back the customer deletes the VPC: within one check interval
+        # (shortened here) the plane is degraded with the finding; one repair brings it back
+        # and the cluster runs on it.
+        vpc_id = second.call("GET", f"compute-planes/{plane['id']}")["resources"]["vpc_id"]
+        delete_vpc(
+            SimpleNamespace(endpoint_url=endpoint.strip(), account_id="210987654321"), vpc_id
+        )
+        degraded = second.wait(f"compute-planes/{plane['id']}", "status", "degraded", timeout=90)
+        assert f"The VPC {vpc_id} no longer exists." in [f["detail"] for f in degraded["findings"]]
+        repair = second.call("POST", f"compute-planes/{plane['id']}/repair")
+        second.finished(repair["operation"]["id"])
+        repaired = second.wait(f"compute-planes/{plane['id']}", "status", "ready")
+        assert repaired["findings"] == []
+        assert repaired["resources"]["vpc_id"] != vpc_id
+        stop = second.call("POST", f"clusters/{cluster['id']}/stop")
+        second.finished(stop["operation"]["id"])
+        start = second.call("POST", f"clusters/{cluster['id']}/start")
+        second.finished(start["operation"]["id"])
+        second.wait(f"clusters/{cluster['id']}", "status", "running")
     finally:
         second.ctrl_c()
