@@ -16,7 +16,7 @@ from django.utils import timezone
 from controlplane.core import audit
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, blocking_resources
-from controlplane.core.roles import Role, role_at_least
+from controlplane.core.roles import Role, role_at_least, role_rank
 from controlplane.tenancy.models import ApiToken, Membership, Organization, User
 
 MAX_TOKEN_DAYS = 365
@@ -123,9 +123,21 @@ def _owners_left_after(membership: Membership) -> int:
     )
 
 
+@dataclass(frozen=True)
+class CappedToken:
+    """A token of a demoted member, lowered to their new role."""
+
+    token: ApiToken
+    was: str
+
+
 def change_member_role(
     *, actor: Actor, membership: Membership, role: Role, acting_role: Role
-) -> Membership:
+) -> list[CappedToken]:
+    """Give a member a new role; their live tokens above it are capped to it (returned).
+
+    Authentication caps a token by its creator's current role on every request anyway; this
+    makes the stored role say so too, so the token list shows what each token can do."""
     if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
         raise InvalidInput(
             "Only an owner can grant or take away the owner role.",
@@ -141,14 +153,27 @@ def change_member_role(
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        above = [
+            token
+            for token in ApiToken.objects.select_for_update().filter(
+                organization_id=membership.organization_id,
+                created_by_id=membership.user_id,
+                revoked_at__isnull=True,
+            )
+            if role_rank(token.role) > role_rank(role)
+        ]
+        capped = [CappedToken(token=token, was=token.role) for token in above]
+        for token in above:
+            token.role = role
+        ApiToken.objects.bulk_update(above, ["role"])
         audit.record(
             actor=actor,
             organization=membership.organization,
             action="member.role_changed",
             target=membership.user,
-            data={"from": old, "to": role},
+            data={"from": old, "to": role, "tokens_capped": [c.token.pk for c in capped]},
         )
-    return membership
+    return sorted(capped, key=lambda c: c.token.pk)
 
 
 def remove_member(*, actor: Actor, membership: Membership, acting_role: Role) -> None:

@@ -60,6 +60,28 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
         read_only_fields = fields
 
 
+# The tokens a demotion lowered to the member's new role (a token never outranks its creator).
+class CappedTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    # "from" is a Python keyword: declared through the fields mapping below.
+    to = serializers.ChoiceField(choices=Role.choices)
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = serializers.ChoiceField(choices=Role.choices)
+        return fields
+
+
+class MemberRoleChangeSerializer(MemberSerializer):
+    tokens_capped = CappedTokenSerializer(many=True, read_only=True)
+
+    class Meta(MemberSerializer.Meta):
+        fields = [*MemberSerializer.Meta.fields, "tokens_capped"]
+        read_only_fields = fields
+
+
 class MemberCreateSerializer(serializers.Serializer[Any]):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices)
