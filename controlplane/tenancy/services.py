@@ -266,18 +266,18 @@ def create_token(
         )
     now = timezone.now()
     expires_at = now + timedelta(days=expires_in_days) if expires_in_days is not None else None
-    if acting_token is not None and acting_token.expires_at is not None:
-        if expires_at is None or expires_at > acting_token.expires_at:
-            days_left = max((acting_token.expires_at - now).days, 0)
-            raise InvalidInput(
-                "A token cannot outlive the token that creates it.",
-                errors={
-                    "expires_in_days": [
-                        f"This token expires in {days_left} days; a token it creates can "
-                        "live at most that long."
-                    ]
-                },
-            )
+    limit = acting_token.expires_at if acting_token is not None else None
+    if limit is not None and (expires_at is None or expires_at > limit):
+        days_left = max((limit - now).days, 0)
+        raise InvalidInput(
+            "A token cannot outlive the token that creates it.",
+            errors={
+                "expires_in_days": [
+                    f"This token expires in {days_left} days; a token it creates can "
+                    "live at most that long."
+                ]
+            },
+        )
     prefix, secret = ApiToken.generate()
     with transaction.atomic():
         token = ApiToken.objects.create(
