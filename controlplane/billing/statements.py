@@ -288,10 +288,13 @@ def usage(
         acc["unit_hours"] += unit_hours
         acc["cents"] += unit_hours * price
     rows: list[dict[str, Any]] = []
+    names = _cluster_names(set(totals)) if group_by == "cluster" else {}
     for key in sorted(totals):
         acc = totals[key]
-        out: dict[str, Any] = {
-            "key": key,
+        out: dict[str, Any] = {"key": key}
+        if group_by == "cluster":
+            out["name"] = names.get(key, key)
+        out |= {
             "node_hours": str((acc["node_seconds"] / 3600).quantize(FOUR)),
             "compute_units": str(acc["unit_hours"].quantize(FOUR)),
         }
