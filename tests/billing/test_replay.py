@@ -81,3 +81,20 @@ def test_command_refuses_unknown_orgs_and_months():
         call_command("billing_replay_month", "--org", "demo", "--month", "2026-13")
     with pytest.raises(CommandError, match="not started"):
         call_command("billing_replay_month", "--org", "demo", "--month", "2099-01")
+
+
+@pytest.mark.django_db
+def test_the_readme_budget_step_sends_the_owners_an_email(make_caller):
+    from django.core import mail
+
+    org = OrganizationFactory(slug="demo")
+    owner = make_caller(org, Role.OWNER)
+    response = owner.client.patch(
+        "/api/v1/orgs/demo/billing/settings", {"monthly_budget_cents": 1000}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    out = StringIO()
+    call_command("billing_replay_month", "--org", "demo", "--days", "1", stdout=out)
+    assert "budget alerts sent: 0" not in out.getvalue()
+    assert mail.outbox
+    assert mail.outbox[0].to == [owner.user.email]
