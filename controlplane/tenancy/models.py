@@ -60,6 +60,9 @@ class Organization(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[SLUG_VALIDATOR])
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Off by default: every API token expires (at most MAX_TOKEN_DAYS). Only an owner turns it
+    # on, and the change is audited (tenancy.services.update_organization).
+    allow_non_expiring_tokens = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.slug

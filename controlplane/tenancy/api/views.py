@@ -103,7 +103,10 @@ class OrganizationViewSet(OrgScopedViewSet):
         body = s.OrganizationUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.update_organization(
-            actor=self.actor, organization=self.organization, **body.validated_data
+            actor=self.actor,
+            organization=self.organization,
+            acting_role=self.role,
+            **body.validated_data,
         )
         return self._render()
 
@@ -189,6 +192,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
             role=Role(body.validated_data["role"]),
             acting_role=self.role,
             expires_in_days=body.validated_data["expires_in_days"],
+            acting_token=request.auth if isinstance(request.auth, ApiToken) else None,
         )
         data = dict(s.TokenSerializer(issued.token).data)
         data["token"] = issued.secret
