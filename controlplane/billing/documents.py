@@ -121,17 +121,36 @@ class _Document(FPDF):
         self.cell(0, 6, _latin(f"{self.doc_title} - page {self.page_no()}"), align="R")
 
 
-COLUMNS = [
-    ("Cluster", 62),
-    ("Instance type", 28),
-    ("Role", 24),
-    ("Purchase", 22),
-    ("Node-hours", 26),
-    ("of which est.", 24),
-    ("Unit-hours", 24),
-    ("Unit price (c)", 24),
-    ("Amount", 40),
+COLUMNS = [  # (title, width in mm, alignment); 274 mm fill an A4 landscape page's text width
+    ("Cluster", 66, "L"),
+    ("Instance type", 26, "L"),
+    ("Role", 22, "L"),
+    ("Purchase", 20, "L"),
+    ("Node-hours", 26, "R"),
+    ("of which estimated", 30, "R"),
+    ("Compute-unit-hours", 30, "R"),
+    ("Unit price (cents)", 26, "R"),
+    ("Amount", 28, "R"),
 ]
+_AMOUNT_AT = sum(width for _n, width, _a in COLUMNS[:-1])
+
+
+def _hours(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def _price(cents: Decimal) -> str:
+    """At least two decimals, up to the price book's four: 5.00, 5.125, 4.8333."""
+    whole, _, part = f"{cents.quantize(FOUR):f}".partition(".")
+    return f"{whole}.{part.rstrip('0').ljust(2, '0')}"
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    if pdf.get_string_width(text) <= width - 2:
+        return text
+    while text and pdf.get_string_width(text + "...") > width - 2:
+        text = text[:-1]
+    return text + "..."
 
 
 def as_pdf(s: Statement) -> bytes:
@@ -139,10 +158,22 @@ def as_pdf(s: Statement) -> bytes:
     title = f"Lakeplane statement {s.month} - {org.name}"
     pdf = _Document(_latin(title))
     pdf.set_title(_latin(title))
+    pdf.set_author("Lakeplane")
     chunks = [s.lines[i : i + LINES_PER_PAGE] for i in range(0, len(s.lines), LINES_PER_PAGE)]
     for index, chunk in enumerate(chunks or [[]]):
         pdf.add_page()
         if index == 0:
+            pdf.set_font("Helvetica", "B", 11)
+            pdf.cell(0, 6, "Lakeplane", align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.set_font("Helvetica", size=8)
+            pdf.cell(
+                0,
+                4,
+                _latin(f"Issued {s.as_of:%Y-%m-%d %H:%M} UTC"),
+                align="R",
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
             pdf.set_font("Helvetica", "B", 16)
             pdf.cell(0, 9, _latin(f"Statement for {org.name}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
             pdf.set_font("Helvetica", size=10)
@@ -155,41 +186,54 @@ def as_pdf(s: Statement) -> bytes:
                 pdf.cell(0, 6, _latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
             pdf.ln(3)
         pdf.set_font("Helvetica", "B", 8)
-        for name, width in COLUMNS:
-            pdf.cell(width, 6, name, border=1)
+        pdf.set_fill_color(235, 235, 235)
+        for name, width, align in COLUMNS:
+            pdf.cell(width, 6, name, border=1, align=align, fill=True)
         pdf.ln()
         pdf.set_font("Helvetica", size=8)
         for line in chunk:
+            name = s.cluster_names.get(line.cluster_id, "")
             cells = [
-                f"{s.cluster_names.get(line.cluster_id, '')} ({line.cluster_id})"[:40],
+                f"{name} ({line.cluster_id})" if name else line.cluster_id,
                 line.instance_type,
                 line.role,
                 line.purchase_option.replace("_", "-"),
-                str(line.node_hours.quantize(FOUR)),
-                str((Decimal(line.estimated_seconds) / 3600).quantize(FOUR)),
-                str(line.compute_unit_hours.quantize(FOUR)),
-                str(line.unit_price_cents),
+                _hours(line.node_hours),
+                _hours(Decimal(line.estimated_seconds) / 3600) if line.estimated_seconds else "",
+                _hours(line.compute_unit_hours),
+                _price(line.unit_price_cents),
                 money(line.amount_cents, s.currency),
             ]
-            for (_name, width), text in zip(COLUMNS, cells, strict=True):
-                pdf.cell(width, 4, _latin(text), border=1)
+            for (_name, width, align), text in zip(COLUMNS, cells, strict=True):
+                pdf.cell(width, 4, _fit(pdf, _latin(text), width), border=1, align=align)
             pdf.ln()
-    pdf.ln(4)
-    pdf.set_font("Helvetica", size=10)
+    pdf.ln(3)
     totals = [
         ("Subtotal", money(s.subtotal_cents, s.currency)),
-        (f"Discount ({s.discount_percent}%)", money(-s.discount_cents, s.currency)),
+        (f"Discount ({s.discount_percent.normalize():f} %)", money(-s.discount_cents, s.currency)),
         ("Credits", money(-s.credits_cents, s.currency)),
         ("Total", money(s.total_cents, s.currency)),
     ]
     if s.forecast_total_cents is not None:
         totals.append(("Forecast for the month", money(s.forecast_total_cents, s.currency)))
-    totals.append(("Your AWS cost for these nodes (estimate)", money(s.aws_estimate_cents, "USD")))
+    totals.append(
+        ("Your own AWS cost for these nodes (estimate)", money(s.aws_estimate_cents, "USD"))
+    )
     for label, value in totals:
-        pdf.set_font("Helvetica", "B" if label == "Total" else "", 10)
-        pdf.cell(90, 6, _latin(label))
-        pdf.cell(50, 6, _latin(value), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(3)
+        bold = label == "Total"
+        pdf.set_font("Helvetica", "B" if bold else "", 10)
+        pdf.set_x(pdf.l_margin + _AMOUNT_AT - 100)
+        pdf.cell(100, 6, _latin(label), align="R", border="T" if bold else 0)
+        pdf.cell(
+            COLUMNS[-1][1],
+            6,
+            _latin(value),
+            align="R",
+            border="T" if bold else 0,
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+    pdf.ln(4)
     pdf.set_font("Helvetica", size=7)
     for note in s.notes.values():
         pdf.multi_cell(0, 4, _latin(note), new_x=XPos.LMARGIN, new_y=YPos.NEXT)

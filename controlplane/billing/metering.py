@@ -6,7 +6,10 @@
   is safe.
 * **Two workers never send the same record at once**: a batch is claimed with
   ``SELECT … FOR UPDATE SKIP LOCKED`` and a lease; a worker that dies frees it when the lease ends.
-* **At most 25 records a call** (the API's limit), grouped by product code.
+* **At most 25 records a call** (the API's limit): a claim takes up to 100 records of one
+  product, so n records of a product take ⌈n/25⌉ calls. A call is one attempt plus botocore's one
+  quick retry; anything longer is our backoff below.
+* Only hours AWS still accepts are prepared: a record's timestamp is at most six hours old.
 * Each result is stored per record: ``accepted`` (with AWS's MeteringRecordId), ``duplicate``,
   ``rejected`` with the reason; unprocessed records and throttled calls are retried with
   exponential backoff, and after ``LAKEPLANE_MARKETPLACE_MAX_ATTEMPTS`` a record is ``dead``:
@@ -24,7 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from controlplane.billing.models import BillingProfile, MeteringRecord, MeteringStatus, UsageHour
@@ -35,6 +38,7 @@ from controlplane.core import audit
 log = logging.getLogger(__name__)
 BATCH = 25
 LEASE = timedelta(minutes=5)
+MAX_CLAIMS = 50  # one run sends at most 5,000 records; the next run (10 minutes on) the rest
 # An hour is metered once its usage has settled: rollups rebuild a trailing hour, reports arrive
 # within minutes, and AWS accepts records up to six hours old.
 SETTLE = timedelta(hours=1)
@@ -71,7 +75,8 @@ def prepare(now: datetime | None = None) -> int:
     )
     if not linked:
         return 0
-    since = now - timedelta(hours=6)  # older hours can no longer be metered
+    # AWS refuses a record more than six hours old: the oldest hour still sent starts inside it.
+    since = ceil_hour(now - timedelta(hours=6))
     metered = set(
         MeteringRecord.objects.filter(hour__gte=since, organization_id__in=linked).values_list(
             "organization_id", "hour"
@@ -79,9 +84,7 @@ def prepare(now: datetime | None = None) -> int:
     )
     unit_hours: dict[tuple[str, datetime], Decimal] = {}
     for org, hour, itype, seconds in (
-        UsageHour.objects.filter(
-            organization_ref__in=linked, hour__gte=floor_hour(since), hour__lte=last_hour
-        )
+        UsageHour.objects.filter(organization_ref__in=linked, hour__gte=since, hour__lte=last_hour)
         .values("organization_ref", "hour", "instance_type")
         .annotate(seconds=Sum("node_seconds"))
         .values_list("organization_ref", "hour", "instance_type", "seconds")
@@ -105,45 +108,74 @@ def prepare(now: datetime | None = None) -> int:
     return created
 
 
+def ceil_hour(at: datetime) -> datetime:
+    floor = floor_hour(at)
+    return floor if floor == at else floor + HOUR
+
+
 def _claim(now: datetime) -> list[MeteringRecord]:
+    """Lease up to 100 due records of one product (the oldest product first, then its hours).
+
+    Rows of a second product that the same query locked are left unclaimed (their lock ends with
+    the transaction), so every call but a product's last one carries a full 25 records.
+    """
     with transaction.atomic():
-        batch = list(
-            MeteringRecord.objects.select_for_update(skip_locked=True)
+        locked = list(
+            MeteringRecord.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=MeteringStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("hour", "id")[: BATCH * 4]
+            .annotate(product=F("organization__billing_profile__marketplace_product"))
+            .order_by("product", "hour", "id")[: BATCH * 4]
         )
+        batch: list[MeteringRecord] = [r for r in locked if r.product == locked[0].product]
         MeteringRecord.objects.filter(pk__in=[r.pk for r in batch]).update(
             claimed_until=now + LEASE
         )
     return batch
 
 
-def send(now: datetime | None = None, *, client: Any = None) -> dict[str, int]:
-    """Send the pending records due now; returns counts by outcome and the calls made."""
+def send(
+    now: datetime | None = None, *, client: Any = None, max_claims: int = MAX_CLAIMS
+) -> dict[str, int]:
+    """Send the pending records due now (claim after claim, up to ``max_claims`` of 100);
+    returns counts by outcome and the calls made."""
     now = now or timezone.now()
-    batch = _claim(now)
     counts = {"calls": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "retry": 0, "dead": 0}
-    if not batch:
-        return counts
-    client = client or marketplace_client()
+    for _ in range(max_claims):
+        batch = _claim(now)
+        if not batch:
+            break
+        client = client or marketplace_client()
+        _send_batch(client, batch, now, counts)
+    return counts
+
+
+def _send_batch(
+    client: Any, batch: list[MeteringRecord], now: datetime, counts: dict[str, int]
+) -> None:
     profiles = {
         p.organization_id: p
         for p in BillingProfile.objects.filter(
             organization_id__in={r.organization_id for r in batch}
-        )
+        ).exclude(marketplace_customer="")
     }
-    by_product: dict[str, list[MeteringRecord]] = {}
+    linked = []
     for record in batch:
-        by_product.setdefault(profiles[record.organization_id].marketplace_product, []).append(
-            record
+        if record.organization_id in profiles:
+            linked.append(record)
+        else:  # unlinked since the hour was prepared: nobody at AWS to bill
+            _finish(record, now, MeteringStatus.REJECTED, "not linked to AWS Marketplace", counts)
+    for start in range(0, len(linked), BATCH):
+        counts["calls"] += 1
+        chunk = linked[start : start + BATCH]
+        _send_chunk(
+            client,
+            profiles[chunk[0].organization_id].marketplace_product,
+            chunk,
+            profiles,
+            now,
+            counts,
         )
-    for product, records in by_product.items():
-        for start in range(0, len(records), BATCH):
-            chunk = records[start : start + BATCH]
-            counts["calls"] += 1
-            _send_chunk(client, product, chunk, profiles, now, counts)
-    return counts
 
 
 def _key(customer: str, dimension: str, at: datetime) -> tuple[str, str, str]:
@@ -191,36 +223,48 @@ def _send_chunk(
         )
         if found is None:
             continue
-        record = found
         status = result.get("Status")
-        record.attempts += 1
-        record.sent_at = now
-        record.claimed_until = None
         if status == "Success":
-            record.status = MeteringStatus.ACCEPTED
-            record.metering_record_id = result.get("MeteringRecordId", "")
-            record.reason = ""
+            _finish(
+                found, now, MeteringStatus.ACCEPTED, "", counts, result.get("MeteringRecordId", "")
+            )
         elif status == "DuplicateRecord":
-            record.status = MeteringStatus.DUPLICATE
-            record.reason = "AWS already metered this hour with a different quantity."
+            reason = "AWS already metered this hour with a different quantity."
+            _finish(found, now, MeteringStatus.DUPLICATE, reason, counts)
         else:
-            record.status = MeteringStatus.REJECTED
-            record.reason = str(status or "unknown")
-        counts[record.status] += 1
-        record.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "sent_at",
-                "claimed_until",
-                "metering_record_id",
-                "reason",
-            ]
-        )
+            _finish(found, now, MeteringStatus.REJECTED, str(status or "unknown"), counts)
     # Whatever AWS left unprocessed (listed, or missing from the results) is tried again.
     for left in keyed.values():
         if left is not None:
             _retry(left, now, "unprocessed by AWS", counts)
+
+
+def _finish(
+    record: MeteringRecord,
+    now: datetime,
+    status: str,
+    reason: str,
+    counts: dict[str, int],
+    metering_record_id: str = "",
+) -> None:
+    """AWS gave its final answer for the record (or it can no longer be sent)."""
+    record.attempts += 1
+    record.sent_at = now
+    record.claimed_until = None
+    record.status = status
+    record.reason = reason
+    record.metering_record_id = metering_record_id
+    counts[status] += 1
+    record.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "sent_at",
+            "claimed_until",
+            "metering_record_id",
+            "reason",
+        ]
+    )
 
 
 def _retry(record: MeteringRecord, now: datetime, reason: str, counts: dict[str, int]) -> None:

@@ -123,7 +123,7 @@ def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     if token is not None:
         if token.organization.slug != slug:
             raise not_found
-        return token.organization, Role(token.role)
+        return token.organization, token.effective_role
     membership = (
         Membership.objects.select_related("organization")
         .filter(organization__slug=slug, user_id=request.user.pk)

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, OuterRef, Subquery
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from controlplane.tenancy.models import TOKEN_PREFIX, ApiToken, Organization, User
+from controlplane.core.roles import Role, role_rank
+from controlplane.tenancy.models import TOKEN_PREFIX, ApiToken, Membership, Organization, User
 
 # last_used_at is written at most once a minute per token: a precise-to-the-second value is
 # not worth a database write on every API call.
@@ -39,13 +40,26 @@ class _TokenLookup:
             for model in (ApiToken, Organization, User)
         ]
 
+    @staticmethod
+    def _queryset() -> Any:
+        """Tokens with their creator's current role in the token's organization."""
+        owner_role = Membership.objects.filter(
+            organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+        ).values("role")[:1]
+        return ApiToken.objects.annotate(owner_role_now=Subquery(owner_role))
+
     def _compiled_sql(self) -> str:
         if self._sql is None:
             token_cols, org_cols, user_cols = (cols for _, cols in self._models)
-            query = ApiToken.objects.filter(prefix=self._PLACEHOLDER).values_list(
-                *token_cols,
-                *(f"organization__{c}" for c in org_cols),
-                *(f"created_by__{c}" for c in user_cols),
+            query = (
+                self._queryset()
+                .filter(prefix=self._PLACEHOLDER)
+                .values_list(
+                    *token_cols,
+                    *(f"organization__{c}" for c in org_cols),
+                    *(f"created_by__{c}" for c in user_cols),
+                    "owner_role_now",
+                )
             )
             sql, params = query.query.sql_with_params()
             if tuple(params) != (self._PLACEHOLDER,):  # pragma: no cover - a Django change
@@ -55,11 +69,15 @@ class _TokenLookup:
 
     def fetch(self, prefix: str) -> ApiToken | None:
         if connection.vendor != "postgresql":
-            return (
-                ApiToken.objects.select_related("organization", "created_by")
+            found = (
+                self._queryset()
+                .select_related("organization", "created_by")
                 .filter(prefix=prefix)
                 .first()
             )
+            if found is not None:
+                found.owner_role = found.owner_role_now
+            return found
         with connection.cursor() as cursor:
             cursor.execute(self._compiled_sql(), [prefix])
             row = cursor.fetchone()
@@ -73,6 +91,7 @@ class _TokenLookup:
             instances.append(model.from_db(connection.alias, columns, values))
         token, organization, user = instances
         assert isinstance(token, ApiToken)
+        token.owner_role = row[start]
         token.organization = organization  # type: ignore[assignment]
         token.created_by = user  # type: ignore[assignment]
         return token
@@ -122,7 +141,8 @@ def valid_token_sql() -> str:
 
     For hot read paths that authenticate and read in one statement: parameters ``prefix``,
     ``digest``, ``now`` and ``org`` (see :func:`valid_token_params`); columns ``id``,
-    ``organization_id``, ``role`` and ``use_unrecorded`` (:func:`use_unrecorded` in SQL: pass
+    ``organization_id``, ``role`` (the effective role: capped by the creator's current
+    membership, no row without one) and ``use_unrecorded`` (:func:`use_unrecorded` in SQL: pass
     it to :func:`record_use`). No row means "not served here": the caller hands the request
     to the DRF view, which authenticates again and answers with the precise 401 or 404.
     Nothing is remembered between requests, so a revoked token or a deactivated owner is
@@ -132,15 +152,26 @@ def valid_token_sql() -> str:
         token=ApiToken._meta.db_table,
         organization=Organization._meta.db_table,
         user=User._meta.db_table,
+        membership=Membership._meta.db_table,
+        token_rank=_rank_sql("t.role"),
+        member_rank=_rank_sql("m.role"),
     )
 
 
+def _rank_sql(column: str) -> str:
+    """``role_rank`` in SQL (roles are our own constants, never user input)."""
+    whens = " ".join(f"WHEN '{role.value}' THEN {role_rank(role)}" for role in Role)
+    return f"CASE {column} {whens} END"
+
+
 # ``last_used_at < now - resolution`` is use_unrecorded()'s ``now - last_used_at > resolution``.
-_USABLE_CREDENTIAL_SQL = """SELECT t.id, t.organization_id, t.role,
+_USABLE_CREDENTIAL_SQL = """SELECT t.id, t.organization_id,
+        CASE WHEN {token_rank} <= {member_rank} THEN t.role ELSE m.role END AS role,
         (t.last_used_at IS NULL OR t.last_used_at < %(unrecorded_before)s) AS use_unrecorded
     FROM {token} t
     JOIN {organization} o ON o.id = t.organization_id
     JOIN {user} u ON u.id = t.created_by_id
+    JOIN {membership} m ON m.organization_id = t.organization_id AND m.user_id = t.created_by_id
     WHERE t.prefix = %(prefix)s AND t.digest = %(digest)s AND t.revoked_at IS NULL
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s) AND u.is_active
       AND o.slug = %(org)s"""
@@ -191,6 +222,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API token has expired.")
         if not token.created_by.is_active:
             raise exceptions.AuthenticationFailed("The owner of this API token is deactivated.")
+        if token.owner_role is None:
+            raise exceptions.AuthenticationFailed(
+                "The owner of this API token is no longer a member of its organization."
+            )
         if use_unrecorded(token.last_used_at, now):
             record_use(token.pk, now)
             token.last_used_at = now

@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from controlplane.core.ids import PrefixedIdField
-from controlplane.core.roles import Role
+from controlplane.core.roles import Role, role_rank
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
@@ -60,6 +60,9 @@ class Organization(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[SLUG_VALIDATOR])
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Off by default: every API token expires (at most MAX_TOKEN_DAYS). Only an owner turns it
+    # on, and the change is audited (tenancy.services.update_organization).
+    allow_non_expiring_tokens = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.slug
@@ -105,8 +108,19 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    # The creator's current role in the organization, read with the token by authentication
+    # (None: no longer a member, and the token is refused). Not stored.
+    owner_role: str | None = None
+
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
+
+    @property
+    def effective_role(self) -> Role:
+        """What the token may do: its role, capped by its creator's current role."""
+        if self.owner_role is None:
+            raise ValueError("the owner's role is read by authentication")
+        return min(Role(self.role), Role(self.owner_role), key=role_rank)
 
     @staticmethod
     def digest_of(secret: str) -> str:

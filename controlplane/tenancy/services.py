@@ -16,10 +16,10 @@ from django.utils import timezone
 from controlplane.core import audit
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput, blocking_resources
-from controlplane.core.roles import Role, role_at_least
+from controlplane.core.roles import Role, role_at_least, role_rank
 from controlplane.tenancy.models import ApiToken, Membership, Organization, User
 
-MAX_TOKEN_DAYS = 365
+MAX_TOKEN_DAYS = 90
 
 
 def create_organization(*, actor: Actor, owner: User, name: str, slug: str) -> Organization:
@@ -40,17 +40,43 @@ def create_organization(*, actor: Actor, owner: User, name: str, slug: str) -> O
     return org
 
 
-def update_organization(*, actor: Actor, organization: Organization, name: str) -> Organization:
-    with transaction.atomic():
-        organization.name = name
-        organization.save(update_fields=["name"])
-        audit.record(
-            actor=actor,
-            organization=organization,
-            action="organization.updated",
-            target=organization,
-            data={"name": name},
+def update_organization(
+    *,
+    actor: Actor,
+    organization: Organization,
+    acting_role: Role,
+    name: str | None = None,
+    allow_non_expiring_tokens: bool | None = None,
+) -> Organization:
+    if allow_non_expiring_tokens is not None and acting_role != Role.OWNER:
+        raise InvalidInput(
+            "Only an owner can change whether tokens may never expire.",
+            errors={"allow_non_expiring_tokens": ["Only owners change the token policy."]},
         )
+    with transaction.atomic():
+        if name is not None:
+            organization.name = name
+            organization.save(update_fields=["name"])
+            audit.record(
+                actor=actor,
+                organization=organization,
+                action="organization.updated",
+                target=organization,
+                data={"name": name},
+            )
+        if (
+            allow_non_expiring_tokens is not None
+            and allow_non_expiring_tokens != organization.allow_non_expiring_tokens
+        ):
+            organization.allow_non_expiring_tokens = allow_non_expiring_tokens
+            organization.save(update_fields=["allow_non_expiring_tokens"])
+            audit.record(
+                actor=actor,
+                organization=organization,
+                action="organization.token_policy_changed",
+                target=organization,
+                data={"allow_non_expiring_tokens": allow_non_expiring_tokens},
+            )
     return organization
 
 
@@ -123,9 +149,21 @@ def _owners_left_after(membership: Membership) -> int:
     )
 
 
+@dataclass(frozen=True)
+class CappedToken:
+    """A token of a demoted member, lowered to their new role."""
+
+    token: ApiToken
+    was: str
+
+
 def change_member_role(
     *, actor: Actor, membership: Membership, role: Role, acting_role: Role
-) -> Membership:
+) -> list[CappedToken]:
+    """Give a member a new role; their live tokens above it are capped to it (returned).
+
+    Authentication caps a token by its creator's current role on every request anyway; this
+    makes the stored role say so too, so the token list shows what each token can do."""
     if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
         raise InvalidInput(
             "Only an owner can grant or take away the owner role.",
@@ -141,14 +179,27 @@ def change_member_role(
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        above = [
+            token
+            for token in ApiToken.objects.select_for_update().filter(
+                organization_id=membership.organization_id,
+                created_by_id=membership.user_id,
+                revoked_at__isnull=True,
+            )
+            if role_rank(token.role) > role_rank(role)
+        ]
+        capped = [CappedToken(token=token, was=token.role) for token in above]
+        for token in above:
+            token.role = role
+        ApiToken.objects.bulk_update(above, ["role"])
         audit.record(
             actor=actor,
             organization=membership.organization,
             action="member.role_changed",
             target=membership.user,
-            data={"from": old, "to": role},
+            data={"from": old, "to": role, "tokens_capped": [c.token.pk for c in capped]},
         )
-    return membership
+    return sorted(capped, key=lambda c: c.token.pk)
 
 
 def remove_member(*, actor: Actor, membership: Membership, acting_role: Role) -> None:
@@ -190,7 +241,11 @@ def create_token(
     role: Role,
     acting_role: Role,
     expires_in_days: int | None,
+    acting_token: ApiToken | None = None,
 ) -> IssuedToken:
+    """A new token: at most ``acting_role`` and MAX_TOKEN_DAYS; never-expiring (``None``) only
+    where an owner allowed it; minted by a token (``acting_token``), it lives no longer than
+    that token."""
     if not role_at_least(acting_role, role):
         raise InvalidInput(
             "A token cannot have more power than its creator.",
@@ -200,8 +255,30 @@ def create_token(
         raise InvalidInput(
             "Bad expiry.", errors={"expires_in_days": [f"Use 1 to {MAX_TOKEN_DAYS} days."]}
         )
+    if expires_in_days is None and not organization.allow_non_expiring_tokens:
+        raise InvalidInput(
+            "Tokens of this organization expire.",
+            errors={
+                "expires_in_days": [
+                    f"Use 1 to {MAX_TOKEN_DAYS} days; an owner can allow non-expiring tokens."
+                ]
+            },
+        )
+    now = timezone.now()
+    expires_at = now + timedelta(days=expires_in_days) if expires_in_days is not None else None
+    limit = acting_token.expires_at if acting_token is not None else None
+    if limit is not None and (expires_at is None or expires_at > limit):
+        days_left = max((limit - now).days, 0)
+        raise InvalidInput(
+            "A token cannot outlive the token that creates it.",
+            errors={
+                "expires_in_days": [
+                    f"This token expires in {days_left} days; a token it creates can "
+                    "live at most that long."
+                ]
+            },
+        )
     prefix, secret = ApiToken.generate()
-    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
     with transaction.atomic():
         token = ApiToken.objects.create(
             organization=organization,
@@ -242,7 +319,7 @@ def bootstrap(
     email: str,
     org_name: str | None = None,
     token_name: str | None = None,
-    expires_in_days: int | None = None,
+    expires_in_days: int | None = MAX_TOKEN_DAYS,
 ) -> tuple[Organization, User, IssuedToken]:
     """First user of an installation; idempotent (a re-run issues a fresh token).
 

@@ -10,9 +10,16 @@ from decimal import Decimal
 import pytest
 from pypdf import PdfReader
 
-from controlplane.billing import rollups
+from controlplane.billing import documents, rollups
 from controlplane.billing.documents import CSV_HEADER
-from controlplane.billing.models import BillingProfile, Credit, Price, PriceBook, UsageHour
+from controlplane.billing.models import (
+    BillingProfile,
+    Credit,
+    Price,
+    PriceBook,
+    UsageHour,
+    UsageMinute,
+)
 from controlplane.billing.statements import Month, statement
 from controlplane.core.roles import Role
 from tests.factories import ClusterFactory, OrganizationFactory
@@ -216,3 +223,41 @@ def test_price_book_is_public_to_signed_in_users(make_caller, db):
     assert body["books"][0]["version"] == "2026-01"
     m5 = next(t for t in body["instance_types"] if t["instance_type"] == "m5.xlarge")
     assert m5["compute_units"] == "1"
+
+
+def test_statement_from_raw_minutes_equals_the_one_from_rollups(db):
+    """bench/billing.py times both; they must be the same answer, across the DST change and the
+    local month's edges (minutes just before and after midnight in New York)."""
+    org = OrganizationFactory()
+    BillingProfile.objects.create(organization=org, time_zone="America/New_York")
+    spans = [  # (first minute UTC, count, role, nodes)
+        (datetime(2026, 11, 1, 3, 50, tzinfo=UTC), 20, "coordinator", 1),  # 23:50 Oct 31 local
+        (datetime(2026, 11, 1, 5, 30, tzinfo=UTC), 90, "worker", 3),  # inside the 25-hour day
+        (datetime(2026, 11, 18, 4, 58, tzinfo=UTC), 4, "worker", 2),  # across local midnight
+        (datetime(2026, 12, 1, 4, 55, tzinfo=UTC), 10, "worker", 5),  # across the month's end
+    ]
+    for first, count, role, nodes in spans:
+        UsageMinute.objects.bulk_create(
+            UsageMinute(
+                organization_ref=org.pk,
+                compute_plane_ref="cp_x",
+                cluster_ref="cl_x",
+                instance_type="m5.xlarge",
+                purchase_option="on_demand",
+                role=role,
+                minute=first + timedelta(minutes=i),
+                node_seconds=nodes * 60,
+                estimated_seconds=60 if i % 7 == 0 else 0,
+            )
+            for i in range(count)
+        )
+    rollups.rebuild_hours(datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
+    rollups.rebuild_days(datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
+    fast = documents.as_json(statement(org, Month(2026, 11), now=NOW))
+    slow = documents.as_json(statement(org, Month(2026, 11), now=NOW, from_raw=True))
+    assert fast == slow
+    assert len(fast["lines"]) == 2
+    seconds = sum(ln.node_seconds for ln in statement(org, Month(2026, 11), now=NOW).lines)
+    # 10 of the 20 coordinator minutes, all 90 worker minutes, the 4 across midnight, and the 5
+    # before midnight on Nov 30 (05:00 UTC in EST).
+    assert seconds == 10 * 60 + 90 * 180 + 4 * 120 + 5 * 300

@@ -41,12 +41,13 @@ RUNS: dict[str, list[str]] = {
         *("--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2"),
         *("--workers", "1", "--operations", "60"),
     ],
+    "billing.py": ["--rows", "20000", "--orgs", "20", "--months", "2", "--runs", "3"],
     "agent_ingest.py": [
         *("--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2"),
         *("--workers", "1", "--agents", "5"),
     ],
 }
-POSTGRES = {"clusters.py", "catalog_propagation.py", "computeplanes.py"} | {
+POSTGRES = {"clusters.py", "catalog_propagation.py", "computeplanes.py", "billing.py"} | {
     "api_throughput.py",
     "agent_ingest.py",
 }

@@ -24,8 +24,8 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
 
     class Meta:
         model = Organization
-        fields = ["id", "slug", "name", "role", "created_at"]
-        read_only_fields = ["id", "role", "created_at"]
+        fields = ["id", "slug", "name", "role", "allow_non_expiring_tokens", "created_at"]
+        read_only_fields = ["id", "role", "allow_non_expiring_tokens", "created_at"]
 
     def get_role(self, org: Organization) -> str | None:
         roles: dict[str, str] = self.context.get("roles", {})
@@ -33,7 +33,10 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
 
 
 class OrganizationUpdateSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False)
+    allow_non_expiring_tokens = serializers.BooleanField(
+        required=False, help_text="Owners only; audited. Off: every token expires."
+    )
 
 
 # Declared (rather than a DictField) so the schema, and the console's client generated from it,
@@ -57,6 +60,28 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
     class Meta:
         model = Membership
         fields = ["id", "email", "name", "role", "joined_at"]
+        read_only_fields = fields
+
+
+# The tokens a demotion lowered to the member's new role (a token never outranks its creator).
+class CappedTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    # "from" is a Python keyword: declared through the fields mapping below.
+    to = serializers.ChoiceField(choices=Role.choices)
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = serializers.ChoiceField(choices=Role.choices)
+        return fields
+
+
+class MemberRoleChangeSerializer(MemberSerializer):
+    tokens_capped = CappedTokenSerializer(many=True, read_only=True)
+
+    class Meta(MemberSerializer.Meta):
+        fields = [*MemberSerializer.Meta.fields, "tokens_capped"]
         read_only_fields = fields
 
 
@@ -91,8 +116,14 @@ class TokenSerializer(serializers.ModelSerializer[ApiToken]):
 class TokenCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=Role.choices)
+    # The range (1 to MAX_TOKEN_DAYS, null only where an owner allowed it, no longer than a
+    # minting token) is the service's rule: 422 with the field named.
     expires_in_days = StrictIntegerField(
-        min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True, default=90
+        required=False,
+        allow_null=True,
+        default=MAX_TOKEN_DAYS,
+        help_text=f"1 to {MAX_TOKEN_DAYS} days (default {MAX_TOKEN_DAYS}); null never expires, "
+        "only where an owner allowed non-expiring tokens.",
     )
 
 

@@ -34,7 +34,7 @@ class MeView(APIView):
         )
         if isinstance(request.auth, ApiToken):
             token = request.auth
-            items = [{"org": token.organization.slug, "role": token.role}]
+            items = [{"org": token.organization.slug, "role": token.effective_role}]
         else:
             items = [{"org": m.organization.slug, "role": m.role} for m in memberships]
         return Response({"user": s.UserSerializer(request.user).data, "memberships": items})  # type: ignore[arg-type]
@@ -58,7 +58,7 @@ class OrganizationListView(APIView):
         if isinstance(request.auth, ApiToken):
             memberships = memberships.none()
             orgs: list[Organization] = [request.auth.organization]
-            roles = {request.auth.organization.pk: request.auth.role}
+            roles: dict[str, str] = {request.auth.organization.pk: request.auth.effective_role}
         else:
             orgs = [m.organization for m in memberships]
             roles = {m.organization_id: m.role for m in memberships}
@@ -103,7 +103,10 @@ class OrganizationViewSet(OrgScopedViewSet):
         body = s.OrganizationUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.update_organization(
-            actor=self.actor, organization=self.organization, **body.validated_data
+            actor=self.actor,
+            organization=self.organization,
+            acting_role=self.role,
+            **body.validated_data,
         )
         return self._render()
 
@@ -132,18 +135,29 @@ class MemberViewSet(mixins.ListModelMixin, OrgScopedViewSet):
         )
         return Response(s.MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.MemberUpdateSerializer, responses=s.MemberSerializer)
+    @extend_schema(request=s.MemberUpdateSerializer, responses=s.MemberRoleChangeSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
         body = s.MemberUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.change_member_role(
+        capped = services.change_member_role(
             actor=self.actor,
             membership=membership,
             role=Role(body.validated_data["role"]),
             acting_role=self.role,
         )
-        return Response(s.MemberSerializer(membership).data)
+        data = dict(s.MemberSerializer(membership).data)
+        data["tokens_capped"] = [
+            {
+                "id": c.token.pk,
+                "name": c.token.name,
+                "prefix": c.token.prefix,
+                "from": c.was,
+                "to": c.token.role,
+            }
+            for c in capped
+        ]
+        return Response(data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
@@ -178,6 +192,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
             role=Role(body.validated_data["role"]),
             acting_role=self.role,
             expires_in_days=body.validated_data["expires_in_days"],
+            acting_token=request.auth if isinstance(request.auth, ApiToken) else None,
         )
         data = dict(s.TokenSerializer(issued.token).data)
         data["token"] = issued.secret

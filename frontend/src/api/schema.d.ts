@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/v1/connectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Connector types with, per engine (PrestoDB, Trino), their property names, types, defaults, which are required and which are credentials. */
+        get: operations["connectors_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -69,6 +86,168 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/metering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_billing_metering_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_billing_settings_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch: operations["orgs_billing_settings_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/statements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_billing_statements_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/statements/{month}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The month's statement; ``Accept: text/csv`` or ``application/pdf`` for a file. */
+        get: operations["orgs_billing_statement_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/statements/{month}.{fmt}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The statement as ``.csv`` (a line per day, cluster and instance type) or ``.pdf``. */
+        get: operations["orgs_billing_statements_._retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/billing/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_billing_usage_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/caches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_caches_list"];
+        put?: never;
+        post: operations["orgs_caches_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/caches/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_caches_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_caches_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_caches_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/catalogs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_catalogs_list"];
+        put?: never;
+        post: operations["orgs_catalogs_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/catalogs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_catalogs_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_catalogs_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_catalogs_partial_update"];
         trace?: never;
     };
     "/api/v1/orgs/{org}/cloud-accounts": {
@@ -167,6 +346,151 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_clusters_list"];
+        put?: never;
+        post: operations["orgs_clusters_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/clusters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_clusters_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_clusters_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_clusters_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/clusters/{id}/resize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_clusters_resize_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/clusters/{id}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_clusters_restart_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/clusters/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_clusters_start_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/clusters/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_clusters_stop_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_list"];
+        put?: never;
+        post: operations["orgs_compute_planes_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_compute_planes_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_compute_planes_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{id}/repair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Run the reconcilers again after drift (they create what is missing). */
+        post: operations["orgs_compute_planes_repair_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/members": {
         parameters: {
             query?: never;
@@ -197,6 +521,39 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["orgs_members_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/metastores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_metastores_list"];
+        put?: never;
+        /** @description hive and glue metastores are ready at once (201); a managed one creates a database in your account and answers 202 with its operation. */
+        post: operations["orgs_metastores_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/metastores/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_metastores_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_metastores_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_metastores_partial_update"];
         trace?: never;
     };
     "/api/v1/orgs/{org}/operations": {
@@ -279,10 +636,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/price-book": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["price_book_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Agent: {
+            status: string;
+            version: string;
+            /** Format: date-time */
+            last_seen_at: string | null;
+        };
         AuditEvent: {
             readonly id: string;
             readonly actor: {
@@ -294,6 +673,154 @@ export interface components {
             readonly source_ip: string | null;
             /** Format: date-time */
             readonly created_at: string;
+        };
+        /**
+         * @description * `2` - 2
+         *     * `3` - 3
+         * @enum {integer}
+         */
+        AvailabilityZonesEnum: 2 | 3;
+        BillingSettings: {
+            time_zone?: string;
+            /**
+             * Format: int64
+             * @description The monthly budget in cents; alerts at 50/80/100 % of actual or forecast spend.
+             */
+            monthly_budget_cents?: number | null;
+            /** Format: decimal */
+            readonly discount_percent: string;
+            /** Format: decimal */
+            readonly contract_cents_per_unit_hour: string | null;
+            readonly marketplace_customer: string;
+            readonly marketplace_product: string;
+            readonly marketplace_account: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        Cache: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly version: string;
+            readonly status: components["schemas"]["CacheStatusEnum"];
+            readonly workers: components["schemas"]["CacheWorkers"];
+            readonly master: {
+                [key: string]: boolean;
+            };
+            readonly worker_instance_type: string;
+            readonly medium: components["schemas"]["MediumEnum"];
+            readonly size_gb_per_worker: number;
+            readonly mounts: components["schemas"]["CacheMount"][];
+            readonly policies: components["schemas"]["CachePolicy"][];
+            readonly usage: components["schemas"]["CacheUsage"];
+            readonly clusters: string[];
+            /** @description The node label value (and node group name prefix) of this resource's nodes. */
+            readonly node_group: string;
+            readonly operation: components["schemas"]["OperationRef"] | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly deleted_at: string | null;
+        };
+        CacheCreateRequest: {
+            name: string;
+            compute_plane: string;
+            version?: string;
+            workers: number;
+            medium: string;
+            worker_instance_type?: string;
+            size_gb_per_worker: number;
+            mounts: components["schemas"]["CacheMountRequest"][];
+            policies?: {
+                [key: string]: unknown;
+            }[];
+        };
+        CacheMount: {
+            path: string;
+            uri: string;
+        };
+        CacheMountRequest: {
+            path: string;
+            uri: string;
+        };
+        /**
+         * @description One policy: ``{"type": "preload", "path", "schedule"?}``, ``{"type": "pin", "path"}``,
+         *     ``{"type": "ttl", "path", "seconds"}`` or ``{"type": "write_back"}``.
+         */
+        CachePolicy: {
+            type: components["schemas"]["CachePolicyTypeEnum"];
+            path?: string;
+            schedule?: string;
+            seconds?: number;
+        };
+        /**
+         * @description * `preload` - preload
+         *     * `pin` - pin
+         *     * `ttl` - ttl
+         *     * `write_back` - write_back
+         * @enum {string}
+         */
+        CachePolicyTypeEnum: "preload" | "pin" | "ttl" | "write_back";
+        /**
+         * @description * `provisioning` - Provisioning
+         *     * `ready` - Ready
+         *     * `updating` - Updating
+         *     * `deleting` - Deleting
+         *     * `deleted` - Deleted
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        CacheStatusEnum: "provisioning" | "ready" | "updating" | "deleting" | "deleted" | "failed";
+        CacheUsage: {
+            bytes_used: number;
+            bytes_capacity: number;
+            /** Format: double */
+            hit_ratio: number | null;
+            /** Format: date-time */
+            observed_at: string | null;
+        };
+        CacheWorkers: {
+            desired: number;
+            ready: number;
+        };
+        CappedToken: {
+            id: string;
+            name: string;
+            prefix: string;
+            to: components["schemas"]["RoleEnum"];
+            from: components["schemas"]["RoleEnum"];
+        };
+        Catalog: {
+            readonly id: string;
+            readonly name: string;
+            readonly connector: string;
+            readonly metastore: string | null;
+            properties: {
+                [key: string]: string;
+            };
+            /** @description property key → Secrets Manager ARN (or {arn, json_key}); never a value */
+            secrets: {
+                [key: string]: unknown;
+            };
+            readonly version: number;
+            readonly clusters: string[];
+            readonly propagation: components["schemas"]["Propagation"][];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        CatalogInputRequest: {
+            name: string;
+            connector: string;
+            metastore?: string | null;
+            properties?: {
+                [key: string]: unknown;
+            };
+            /** @description property key → Secrets Manager ARN in your account */
+            secrets?: {
+                [key: string]: unknown;
+            };
         };
         Check: {
             name: string;
@@ -310,6 +837,9 @@ export interface components {
             readonly checks: components["schemas"]["Check"][];
             readonly onboarding: components["schemas"]["Onboarding"];
             readonly operation: components["schemas"]["OperationRef"] | null;
+            readonly findings: components["schemas"]["Finding"][];
+            /** Format: date-time */
+            readonly last_checked_at: string | null;
             /** Format: date-time */
             readonly verified_at: string | null;
             /** Format: date-time */
@@ -325,9 +855,189 @@ export interface components {
          *     * `verifying` - Verifying
          *     * `verified` - Verified
          *     * `failed` - Failed
+         *     * `unusable` - Unusable
          * @enum {string}
          */
-        CloudAccountStatusEnum: "pending_role" | "verifying" | "verified" | "failed";
+        CloudAccountStatusEnum: "pending_role" | "verifying" | "verified" | "failed" | "unusable";
+        Cluster: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly engine: components["schemas"]["EngineEnum"];
+            readonly version: string;
+            readonly status: components["schemas"]["ClusterStatusEnum"];
+            readonly endpoint: string | null;
+            readonly coordinator: {
+                [key: string]: string;
+            };
+            readonly workers: components["schemas"]["Workers"];
+            readonly catalogs: string[];
+            readonly cache: string | null;
+            readonly auto_suspend_minutes: number | null;
+            readonly restart_generation: number;
+            /** @description The node label value (and node group name prefix) of this resource's nodes. */
+            readonly node_group: string;
+            readonly operation: components["schemas"]["OperationRef"] | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly deleted_at: string | null;
+        };
+        ClusterCreateRequest: {
+            name: string;
+            compute_plane: string;
+            engine: components["schemas"]["EngineEnum"];
+            version?: string;
+            coordinator: components["schemas"]["CoordinatorInputRequest"];
+            workers: components["schemas"]["WorkersInputRequest"];
+            catalogs?: string[];
+            cache?: string | null;
+            auto_suspend_minutes?: number | null;
+        };
+        /**
+         * @description * `provisioning` - Provisioning
+         *     * `running` - Running
+         *     * `resizing` - Resizing
+         *     * `stopping` - Stopping
+         *     * `stopped` - Stopped
+         *     * `starting` - Starting
+         *     * `restarting` - Restarting
+         *     * `deleting` - Deleting
+         *     * `deleted` - Deleted
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        ClusterStatusEnum: "provisioning" | "running" | "resizing" | "stopping" | "stopped" | "starting" | "restarting" | "deleting" | "deleted" | "failed";
+        ComputePlane: {
+            readonly id: string;
+            readonly name: string;
+            readonly cloud_account: string;
+            readonly region: string;
+            readonly vpc_cidr: string;
+            readonly availability_zones: number;
+            readonly kubernetes_version: string;
+            readonly endpoint_access: components["schemas"]["EndpointAccessEnum"];
+            readonly public_access_cidrs: unknown;
+            readonly control_plane_logging: unknown;
+            readonly nat_mode: string;
+            readonly kms_key_arn: string;
+            readonly status: components["schemas"]["ComputePlaneStatusEnum"];
+            readonly operation: components["schemas"]["OperationRef"] | null;
+            readonly resources: components["schemas"]["Resources"];
+            readonly agent: components["schemas"]["Agent"];
+            readonly findings: components["schemas"]["Finding"][];
+            /** Format: date-time */
+            readonly last_checked_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly deleted_at: string | null;
+        };
+        ComputePlaneCreateRequest: {
+            name: string;
+            cloud_account: string;
+            region: string;
+            /** @default 10.42.0.0/16 */
+            vpc_cidr: string;
+            /** @default 2 */
+            availability_zones: components["schemas"]["AvailabilityZonesEnum"];
+            /** @default 1.31 */
+            kubernetes_version: string;
+            /** @default private */
+            endpoint_access: components["schemas"]["EndpointAccessEnum"];
+            public_access_cidrs?: string[];
+            control_plane_logging?: components["schemas"]["ControlPlaneLoggingEnum"][];
+            /**
+             * @description One NAT gateway per AZ (default) or one shared by all AZs (cheaper).
+             *
+             *     * `per_az` - per_az
+             *     * `single` - single
+             */
+            nat_mode?: components["schemas"]["NatModeEnum"];
+            kms_key_arn?: string;
+        };
+        /**
+         * @description * `provisioning` - Provisioning
+         *     * `ready` - Ready
+         *     * `updating` - Updating
+         *     * `deleting` - Deleting
+         *     * `deleted` - Deleted
+         *     * `failed` - Failed
+         *     * `degraded` - Degraded
+         * @enum {string}
+         */
+        ComputePlaneStatusEnum: "provisioning" | "ready" | "updating" | "deleting" | "deleted" | "failed" | "degraded";
+        Connector: {
+            name: string;
+            title: string;
+            uses_metastore: boolean;
+            /** @description connector.name on each engine */
+            engines: components["schemas"]["EngineNames"];
+            properties: components["schemas"]["ConnectorProperty"][];
+        };
+        ConnectorProperty: {
+            /** @description Engine-neutral key, as catalogs store it. */
+            key: string;
+            type: components["schemas"]["ConnectorPropertyTypeEnum"];
+            /** @description enum values */
+            values: string[];
+            required: boolean;
+            default: string | null;
+            /** @description Given under secrets as a Secrets Manager ARN, never in properties. */
+            credential: boolean;
+            description: string;
+            engines: components["schemas"]["EngineNames"];
+        };
+        /**
+         * @description * `string` - string
+         *     * `integer` - integer
+         *     * `boolean` - boolean
+         *     * `duration` - duration
+         *     * `data_size` - data_size
+         *     * `enum` - enum
+         *     * `uri` - uri
+         * @enum {string}
+         */
+        ConnectorPropertyTypeEnum: "string" | "integer" | "boolean" | "duration" | "data_size" | "enum" | "uri";
+        /**
+         * @description * `api` - api
+         *     * `audit` - audit
+         *     * `authenticator` - authenticator
+         *     * `controllerManager` - controllerManager
+         *     * `scheduler` - scheduler
+         * @enum {string}
+         */
+        ControlPlaneLoggingEnum: "api" | "audit" | "authenticator" | "controllerManager" | "scheduler";
+        CoordinatorInputRequest: {
+            instance_type: string;
+        };
+        /**
+         * @description * `private` - Private
+         *     * `public_and_private` - Public And Private
+         * @enum {string}
+         */
+        EndpointAccessEnum: "private" | "public_and_private";
+        /**
+         * @description * `presto` - Presto
+         *     * `trino` - Trino
+         * @enum {string}
+         */
+        EngineEnum: "presto" | "trino";
+        EngineNames: {
+            /** @description PrestoDB's name; null: unsupported */
+            presto: string | null;
+            /** @description Trino's name; null: unsupported */
+            trino: string | null;
+        };
+        /** @description What a drift check found (accounts and compute planes): ``{check, detail}``. */
+        Finding: {
+            check: string;
+            detail: string;
+        };
+        Glue: {
+            region: string;
+            catalog_id?: string | null;
+        };
         IssuedToken: {
             readonly id: string;
             readonly name: string;
@@ -345,10 +1055,24 @@ export interface components {
             /** @description The secret. Shown only once. */
             readonly token: string;
         };
+        /**
+         * @description * `managed` - Managed
+         *     * `hive` - Hive
+         *     * `glue` - Glue
+         * @enum {string}
+         */
+        KindEnum: "managed" | "hive" | "glue";
         Me: {
             user: components["schemas"]["User"];
             memberships: components["schemas"]["MembershipSummary"][];
         };
+        /**
+         * @description * `mem` - Mem
+         *     * `ssd` - Ssd
+         *     * `nvme` - Nvme
+         * @enum {string}
+         */
+        MediumEnum: "mem" | "ssd" | "nvme";
         Member: {
             readonly id: string;
             /** Format: email */
@@ -363,11 +1087,86 @@ export interface components {
             email: string;
             role: components["schemas"]["RoleEnum"];
         };
+        MemberRoleChange: {
+            readonly id: string;
+            /** Format: email */
+            readonly email: string;
+            readonly name: string;
+            readonly role: components["schemas"]["RoleEnum"];
+            /** Format: date-time */
+            readonly joined_at: string;
+            readonly tokens_capped: components["schemas"]["CappedToken"][];
+        };
         MembershipSummary: {
             /** @description The organization's slug. */
             org: string;
             role: components["schemas"]["RoleEnum"];
         };
+        Metastore: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly kind: components["schemas"]["KindEnum"];
+            readonly uri: string;
+            readonly glue: components["schemas"]["Glue"] | null;
+            readonly version: string;
+            readonly status: components["schemas"]["MetastoreStatusEnum"];
+            readonly endpoint: string | null;
+            readonly operation: components["schemas"]["OperationRef"] | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        MetastoreInputRequest: {
+            name: string;
+            compute_plane: string;
+            kind: components["schemas"]["KindEnum"];
+            /** @default  */
+            uri: string;
+            glue?: {
+                [key: string]: unknown;
+            };
+            /** @default  */
+            version: string;
+        };
+        /**
+         * @description * `provisioning` - Provisioning
+         *     * `ready` - Ready
+         *     * `deleting` - Deleting
+         *     * `deleted` - Deleted
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        MetastoreStatusEnum: "provisioning" | "ready" | "deleting" | "deleted" | "failed";
+        MeteringRecord: {
+            /** Format: date-time */
+            hour: string;
+            dimension: string;
+            /** Format: int64 */
+            quantity: number;
+            status?: components["schemas"]["MeteringRecordStatusEnum"];
+            attempts?: number;
+            metering_record_id?: string;
+            reason?: string;
+            /** Format: date-time */
+            sent_at?: string | null;
+            /** Format: date-time */
+            next_attempt_at?: string;
+        };
+        /**
+         * @description * `pending` - Pending
+         *     * `accepted` - Accepted
+         *     * `duplicate` - Duplicate
+         *     * `rejected` - Rejected
+         *     * `dead` - Dead
+         * @enum {string}
+         */
+        MeteringRecordStatusEnum: "pending" | "accepted" | "duplicate" | "rejected" | "dead";
+        /**
+         * @description * `per_az` - per_az
+         *     * `single` - single
+         * @enum {string}
+         */
+        NatModeEnum: "per_az" | "single";
         Onboarding: {
             /** Format: uri */
             quick_create_url: string;
@@ -432,6 +1231,7 @@ export interface components {
             slug: string;
             name: string;
             readonly role: string | null;
+            readonly allow_non_expiring_tokens: boolean;
             /** Format: date-time */
             readonly created_at: string;
         };
@@ -451,6 +1251,20 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedCacheList: {
+            results: components["schemas"]["Cache"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedCatalogList: {
+            results: components["schemas"]["Catalog"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedCloudAccountList: {
             results: components["schemas"]["CloudAccount"][];
             /** Format: uri */
@@ -458,8 +1272,29 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedClusterList: {
+            results: components["schemas"]["Cluster"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedComputePlaneList: {
+            results: components["schemas"]["ComputePlane"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedMemberList: {
             results: components["schemas"]["Member"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedMetastoreList: {
+            results: components["schemas"]["Metastore"][];
             /** Format: uri */
             next: string | null;
             /** Format: uri */
@@ -479,15 +1314,110 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PatchedBillingSettingsRequest: {
+            time_zone?: string;
+            /**
+             * Format: int64
+             * @description The monthly budget in cents; alerts at 50/80/100 % of actual or forecast spend.
+             */
+            monthly_budget_cents?: number | null;
+            /** @description The token AWS Marketplace sent at sign-up; exchanged with ResolveCustomer. */
+            marketplace_registration_token?: string;
+        };
+        PatchedCacheUpdateRequest: {
+            name?: string;
+            version?: string;
+            workers?: number;
+            size_gb_per_worker?: number;
+            mounts?: components["schemas"]["CacheMountRequest"][];
+            policies?: {
+                [key: string]: unknown;
+            }[];
+            medium?: string;
+            worker_instance_type?: string;
+            compute_plane?: string;
+        };
+        PatchedCatalogUpdateInputRequest: {
+            name?: string;
+            connector?: string;
+            metastore?: string | null;
+            /** @description replaces all properties */
+            properties?: {
+                [key: string]: unknown;
+            };
+            /** @description replaces all secrets */
+            secrets?: {
+                [key: string]: unknown;
+            };
+        };
         /** @description Refuses, rather than silently drops, fields that Lakeplane alone sets. */
         PatchedCloudAccountUpdateRequest: {
             name?: string;
         };
+        PatchedClusterUpdateRequest: {
+            name?: string;
+            auto_suspend_minutes?: number | null;
+            min_count?: number;
+            max_count?: number;
+            /** @description The catalog ids the cluster mounts (replaces the list). */
+            catalogs?: string[];
+            /** @description A cache id, or null to detach. */
+            cache?: string | null;
+        };
+        PatchedComputePlaneUpdateRequest: {
+            name?: string;
+            endpoint_access?: components["schemas"]["EndpointAccessEnum"];
+            public_access_cidrs?: string[];
+            control_plane_logging?: components["schemas"]["ControlPlaneLoggingEnum"][];
+        };
         PatchedMemberUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
         };
+        PatchedMetastoreUpdateInputRequest: {
+            name?: string;
+            uri?: string;
+            glue?: {
+                [key: string]: unknown;
+            };
+            version?: string;
+        };
         PatchedOrganizationUpdateRequest: {
             name?: string;
+            /** @description Owners only; audited. Off: every token expires. */
+            allow_non_expiring_tokens?: boolean;
+        };
+        Plan: {
+            plan: {
+                [key: string]: unknown;
+            }[];
+        };
+        Propagation: {
+            cluster: string;
+            /** @description The catalog version live on the cluster. */
+            version: number;
+            status: components["schemas"]["PropagationStatusEnum"];
+            message: string;
+            /** Format: date-time */
+            observed_at: string | null;
+        };
+        /**
+         * @description * `pending` - Pending
+         *     * `live` - Live
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        PropagationStatusEnum: "pending" | "live" | "failed";
+        ResizeRequest: {
+            workers: number;
+        };
+        Resources: {
+            vpc_id: string | null;
+            subnet_ids: string[];
+            eks_cluster_name: string | null;
+            eks_endpoint: string | null;
+            buckets: {
+                [key: string]: string;
+            };
         };
         /**
          * @description * `owner` - Owner
@@ -524,7 +1454,10 @@ export interface components {
         TokenCreateRequest: {
             name: string;
             role: components["schemas"]["RoleEnum"];
-            /** @default 90 */
+            /**
+             * @description 1 to 90 days (default 90); null never expires, only where an owner allowed non-expiring tokens.
+             * @default 90
+             */
             expires_in_days: number | null;
         };
         User: {
@@ -537,6 +1470,22 @@ export interface components {
         VerifyRequest: {
             role_arn: string;
         };
+        Workers: {
+            desired: number;
+            ready: number;
+            min_count: number;
+            max_count: number;
+            instance_type: string;
+            spot: boolean;
+        };
+        WorkersInputRequest: {
+            instance_type: string;
+            count: number;
+            min_count?: number;
+            max_count?: number;
+            /** @default false */
+            spot: boolean;
+        };
     };
     responses: never;
     parameters: never;
@@ -546,6 +1495,25 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    connectors_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connector"][];
+                };
+            };
+        };
+    };
     me_retrieve: {
         parameters: {
             query?: never;
@@ -695,6 +1663,424 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedAuditEventList"];
+                };
+            };
+        };
+    };
+    orgs_billing_metering_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeteringRecord"][];
+                };
+            };
+        };
+    };
+    orgs_billing_settings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingSettings"];
+                };
+            };
+        };
+    };
+    orgs_billing_settings_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedBillingSettingsRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingSettings"];
+                };
+            };
+        };
+    };
+    orgs_billing_statements_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    orgs_billing_statement_retrieve: {
+        parameters: {
+            query?: {
+                format?: "csv" | "json" | "pdf";
+            };
+            header?: never;
+            path: {
+                month: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/csv": string;
+                    "application/pdf": string;
+                };
+            };
+        };
+    };
+    "orgs_billing_statements_._retrieve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                fmt: string;
+                month: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/pdf": string;
+                };
+            };
+        };
+    };
+    orgs_billing_usage_retrieve: {
+        parameters: {
+            query: {
+                end: string;
+                group_by?: "cluster" | "day" | "instance_type";
+                start: string;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    orgs_caches_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedCacheList"];
+                };
+            };
+        };
+    };
+    orgs_caches_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CacheCreateRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cache"];
+                };
+            };
+        };
+    };
+    orgs_caches_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cache"];
+                };
+            };
+        };
+    };
+    orgs_caches_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cache"];
+                };
+            };
+        };
+    };
+    orgs_caches_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedCacheUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cache"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cache"];
+                };
+            };
+        };
+    };
+    orgs_catalogs_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedCatalogList"];
+                };
+            };
+        };
+    };
+    orgs_catalogs_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CatalogInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Catalog"];
+                };
+            };
+        };
+    };
+    orgs_catalogs_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Catalog"];
+                };
+            };
+        };
+    };
+    orgs_catalogs_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_catalogs_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedCatalogUpdateInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Catalog"];
                 };
             };
         };
@@ -909,6 +2295,380 @@ export interface operations {
             };
         };
     };
+    orgs_clusters_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedClusterList"];
+                };
+            };
+        };
+    };
+    orgs_clusters_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClusterCreateRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedClusterUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_resize_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResizeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_restart_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_start_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_stop_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedComputePlaneList"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_create: {
+        parameters: {
+            query?: {
+                dry_run?: boolean;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ComputePlaneCreateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedComputePlaneUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+        };
+    };
+    orgs_compute_planes_repair_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+        };
+    };
     orgs_members_list: {
         parameters: {
             query?: {
@@ -1002,7 +2762,143 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Member"];
+                    "application/json": components["schemas"]["MemberRoleChange"];
+                };
+            };
+        };
+    };
+    orgs_metastores_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedMetastoreList"];
+                };
+            };
+        };
+    };
+    orgs_metastores_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetastoreInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metastore"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metastore"];
+                };
+            };
+        };
+    };
+    orgs_metastores_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metastore"];
+                };
+            };
+        };
+    };
+    orgs_metastores_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metastore"];
+                };
+            };
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_metastores_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedMetastoreUpdateInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Metastore"];
                 };
             };
         };
@@ -1168,6 +3064,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    price_book_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
             };
         };
     };

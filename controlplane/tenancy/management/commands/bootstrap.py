@@ -34,7 +34,10 @@ class Command(BaseCommand):
             help="name the token and revoke the owner's earlier live tokens of that name",
         )
         parser.add_argument(
-            "--expires-in-days", type=int, default=None, help="the token's lifetime (default: none)"
+            "--expires-in-days",
+            type=int,
+            default=services.MAX_TOKEN_DAYS,
+            help=f"the token's lifetime (default and most: {services.MAX_TOKEN_DAYS} days)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
