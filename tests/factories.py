@@ -234,3 +234,21 @@ from controlplane.billing.models import BillingProfile  # noqa: E402
 ORG_SCOPED_FACTORIES[BillingProfile] = lambda org: BillingProfile.objects.get_or_create(
     organization=org, defaults={"monthly_budget_cents": 10_000}
 )[0]
+
+
+# --- data access rules ------------------------------------------------------------------------
+from controlplane.access.models import RuleSet, RuleSetAttachment  # noqa: E402
+
+
+def _attached_rule_set(org: Organization) -> Model:
+    """A rule set enforced by a cluster: what its list renders (the attachments)."""
+    rule_set = RuleSet.objects.create(
+        organization=org,
+        name=f"rules-{RuleSet.objects.count()}",
+        rules=[{"effect": "allow", "table": "*.*.*", "privileges": ["read"]}],
+    )
+    RuleSetAttachment.objects.create(rule_set=rule_set, cluster=ClusterFactory(organization=org))
+    return rule_set
+
+
+ORG_SCOPED_FACTORIES[RuleSet] = _attached_rule_set

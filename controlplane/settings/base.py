@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "controlplane.agentapi",
     "controlplane.clusters",
     "controlplane.catalogs",
+    "controlplane.access",
     "controlplane.caching",
     "controlplane.billing",
 ]
@@ -167,6 +168,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatusEnum": "controlplane.clusters.models.ClusterStatus",
         "MetastoreStatusEnum": "controlplane.catalogs.models.MetastoreStatus",
         "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
+        "AccessPrivilegeEnum": "computeplane_agent.access.PRIVILEGES",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # Swagger UI's assets come from drf-spectacular-sidecar as static files, not a CDN, so

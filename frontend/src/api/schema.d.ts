@@ -72,6 +72,60 @@ export interface paths {
         patch: operations["orgs_partial_update"];
         trace?: never;
     };
+    "/api/v1/orgs/{org}/access-rule-sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_list"];
+        put?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        post: operations["orgs_access_rule_sets_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        delete: operations["orgs_access_rule_sets_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        patch: operations["orgs_access_rule_sets_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Dry run: may this user (with these groups) do this on this table, and which rule decides. The same evaluation the engines' rendered rules make. */
+        post: operations["orgs_access_rule_sets_check_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/audit-events": {
         parameters: {
             query?: never;
@@ -410,6 +464,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters/{id}/scaling-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every change of the worker count, newest first: who or what decided it, and why. */
+        get: operations["orgs_clusters_scaling_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/clusters/{id}/start": {
         parameters: {
             query?: never;
@@ -656,6 +727,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description * `read` - read
+         *     * `write` - write
+         *     * `ownership` - ownership
+         * @enum {string}
+         */
+        AccessPrivilegeEnum: "read" | "write" | "ownership";
         Agent: {
             status: string;
             version: string;
@@ -673,6 +751,31 @@ export interface components {
             readonly source_ip: string | null;
             /** Format: date-time */
             readonly created_at: string;
+        };
+        Autoscaling: {
+            enabled: boolean;
+            min_count: number;
+            max_count: number;
+            target_queued: number;
+            target_cpu_percent: number;
+            scale_out_window_seconds: number;
+            scale_in_idle_minutes: number;
+            scale_out_step: number;
+            scale_in_step: number;
+            cooldown_seconds: number;
+        };
+        /** @description Every field optional: a POST takes the defaults, a PATCH changes only what it names. */
+        AutoscalingInputRequest: {
+            enabled?: boolean;
+            min_count?: number;
+            max_count?: number;
+            target_queued?: number;
+            target_cpu_percent?: number;
+            scale_out_window_seconds?: number;
+            scale_in_idle_minutes?: number;
+            scale_out_step?: number;
+            scale_in_step?: number;
+            cooldown_seconds?: number;
         };
         /**
          * @description * `2` - 2
@@ -827,6 +930,19 @@ export interface components {
             ok: boolean;
             detail: string;
         };
+        CheckAnswer: {
+            allowed: boolean;
+            /** @description 1-based; null: no rule matched */
+            rule: number | null;
+            reason: string;
+        };
+        CheckInputRequest: {
+            user: string;
+            groups?: string[];
+            /** @description catalog.schema.table */
+            table: string;
+            privilege: components["schemas"]["AccessPrivilegeEnum"];
+        };
         CloudAccount: {
             readonly id: string;
             readonly name: string;
@@ -874,6 +990,7 @@ export interface components {
             readonly catalogs: string[];
             readonly cache: string | null;
             readonly auto_suspend_minutes: number | null;
+            readonly autoscaling: components["schemas"]["Autoscaling"];
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
             readonly node_group: string;
@@ -893,6 +1010,7 @@ export interface components {
             catalogs?: string[];
             cache?: string | null;
             auto_suspend_minutes?: number | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         /**
          * @description * `provisioning` - Provisioning
@@ -1011,6 +1129,12 @@ export interface components {
         CoordinatorInputRequest: {
             instance_type: string;
         };
+        /**
+         * @description * `allow` - allow
+         *     * `deny` - deny
+         * @enum {string}
+         */
+        EffectEnum: "allow" | "deny";
         /**
          * @description * `private` - Private
          *     * `public_and_private` - Public And Private
@@ -1144,6 +1268,7 @@ export interface components {
             /** Format: int64 */
             quantity: number;
             status?: components["schemas"]["MeteringRecordStatusEnum"];
+            /** Format: int64 */
             attempts?: number;
             metering_record_id?: string;
             reason?: string;
@@ -1307,6 +1432,20 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedRuleSetList: {
+            results: components["schemas"]["RuleSet"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedScalingEventList: {
+            results: components["schemas"]["ScalingEvent"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedTokenList: {
             results: components["schemas"]["Token"][];
             /** Format: uri */
@@ -1363,6 +1502,7 @@ export interface components {
             catalogs?: string[];
             /** @description A cache id, or null to detach. */
             cache?: string | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         PatchedComputePlaneUpdateRequest: {
             name?: string;
@@ -1385,6 +1525,11 @@ export interface components {
             name?: string;
             /** @description Owners only; audited. Off: every token expires. */
             allow_non_expiring_tokens?: boolean;
+        };
+        PatchedRuleSetUpdateInputRequest: {
+            name?: string;
+            rules?: unknown;
+            clusters?: string[];
         };
         Plan: {
             plan: {
@@ -1427,6 +1572,53 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        /** @description One rule: who (users, groups; neither = everyone), which tables, what it allows. */
+        Rule: {
+            /** @default allow */
+            effect: components["schemas"]["EffectEnum"];
+            users?: string[];
+            groups?: string[];
+            /** @description catalog.schema.table, each part a name or * */
+            table: string;
+            privileges?: components["schemas"]["AccessPrivilegeEnum"][];
+        };
+        RuleSet: {
+            readonly id: string;
+            name: string;
+            rules: components["schemas"]["Rule"][];
+            readonly clusters: string[];
+            /** Format: int64 */
+            version?: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        RuleSetInputRequest: {
+            name: string;
+            rules: unknown;
+            clusters?: string[];
+        };
+        ScalingEvent: {
+            readonly id: string;
+            /** Format: date-time */
+            readonly at: string;
+            to: number;
+            readonly reason: string;
+            readonly detail: string;
+            readonly source: components["schemas"]["SourceEnum"];
+            readonly actor: {
+                [key: string]: string | null;
+            };
+            from: number;
+        };
+        /**
+         * @description * `autoscaler` - Autoscaler
+         *     * `schedule` - Schedule
+         *     * `user` - User
+         * @enum {string}
+         */
+        SourceEnum: "autoscaler" | "schedule" | "user";
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -1637,6 +1829,152 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Organization"];
+                };
+            };
+        };
+    };
+    orgs_access_rule_sets_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRuleSetList"];
+                };
+            };
+        };
+    };
+    orgs_access_rule_sets_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleSetInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+        };
+    };
+    orgs_access_rule_sets_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+        };
+    };
+    orgs_access_rule_sets_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    orgs_access_rule_sets_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRuleSetUpdateInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+        };
+    };
+    orgs_access_rule_sets_check_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckAnswer"];
                 };
             };
         };
@@ -2468,6 +2806,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_scaling_events_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScalingEventList"];
                 };
             };
         };
