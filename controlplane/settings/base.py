@@ -169,6 +169,11 @@ SPECTACULAR_SETTINGS = {
         "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The problem+json errors every operation can answer, declared once (core/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "controlplane.core.api.schema.add_problem_responses",
+    ],
     # Swagger UI's assets come from drf-spectacular-sidecar as static files, not a CDN, so
     # /api/docs/ works where browsers cannot reach the internet (air-gapped installs, sandbox).
     "SWAGGER_UI_DIST": "SIDECAR",
