@@ -63,7 +63,13 @@ class Gunicorn:
 
     @classmethod
     def start(
-        cls, tmp_path: Path, *, name: str = "gunicorn", workers: int = 2, **env: str
+        cls,
+        tmp_path: Path,
+        *,
+        name: str = "gunicorn",
+        workers: int = 2,
+        threads: int = 1,
+        **env: str,
     ) -> Gunicorn:
         port = free_port()
         log = tmp_path / f"{name}.log"
@@ -80,7 +86,7 @@ class Gunicorn:
                     "--workers",
                     str(workers),
                     "--threads",
-                    "1",
+                    str(threads),
                     "controlplane.wsgi",
                 ],
                 cwd=REPO_ROOT,

@@ -1,8 +1,9 @@
 """Horizontal scale under faults (issue 16, item 2): two web processes, two Celery workers and
 one beat on the same PostgreSQL and Redis, one of each web and worker SIGKILLed mid-run.
 
-- Web: two gunicorns (``web-a``, ``web-b``), each two sync workers, serving the REST API; the
-  sandbox agents of the planes call back to ``web-b``.
+- Web: two gunicorns (``web-a``, ``web-b``), each two workers of eight threads (production's
+  ConfigMap has three of eight), serving the REST API; the sandbox agents of the planes
+  long-poll ``web-b``.
 - Workers: two ``celery worker`` processes (prefork, one pool process each) against the
   in-process AWS emulator; ``celery beat`` sends ``resume_stalled`` every two seconds.
 - Run: ``PLANES`` compute planes over ``ACCOUNTS`` customer accounts are created through the API,
@@ -65,6 +66,9 @@ PLANES = 50
 ACCOUNTS = 10
 CLUSTERS = 5
 CLIENTS = 6
+# Fifty agents long-poll web-b: one-thread workers would be held by their polls (as in
+# production, infra/controlplane/base/configmap.yaml runs eight threads per worker).
+THREADS = 8
 LEASE_SECONDS = 10
 STALLED_SECONDS = 15
 WAIT = 1200.0  # the bound on each wait below
@@ -156,9 +160,9 @@ def fleet(transactional_db: None, sandbox: Sandbox, tmp_path: Path) -> Iterator[
     workers = Workers(broker_url=broker_url, tmp_path=tmp_path)
     beat = None
     try:
-        webs["web-b"] = Gunicorn.start(tmp_path, name="web-b", **env)
+        webs["web-b"] = Gunicorn.start(tmp_path, name="web-b", threads=THREADS, **env)
         env["LAKEPLANE_PUBLIC_URL"] = webs["web-b"].base
-        webs["web-a"] = Gunicorn.start(tmp_path, name="web-a", **env)
+        webs["web-a"] = Gunicorn.start(tmp_path, name="web-a", threads=THREADS, **env)
         for _ in range(2):
             workers.start(**env)
         beat = _start_beat(tmp_path, env)
@@ -323,7 +327,9 @@ def test_two_webs_two_workers_one_of_each_killed_every_operation_ends_once(
             assert found == EXPECTED, (plane.pk, found)
 
     # --- a replacement web-a; cluster lifecycles through both -----------------------------
-    fleet.webs["web-a"] = Gunicorn.start(fleet.tmp_path, name="web-a2", **fleet.env)
+    fleet.webs["web-a"] = Gunicorn.start(
+        fleet.tmp_path, name="web-a2", threads=THREADS, **fleet.env
+    )
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         list(
             pool.map(
