@@ -36,7 +36,6 @@ from controlplane.providers.aws.reconcilers.rds import (
     MetastoreDatabaseSpec,
 )
 
-
 _metastore = plane_resource_loader(Metastore)
 
 

@@ -44,7 +44,6 @@ from controlplane.providers.aws.reconcilers.nodegroup import (
     cluster_node_groups,
 )
 
-
 _cluster = plane_resource_loader(Cluster)
 
 
