@@ -167,6 +167,19 @@ def organization_key(related_name: str) -> models.ForeignKey[Any, Any]:
     )
 
 
+class DriftChecked(models.Model):
+    """What the periodic drift check records on what it checks (cloud accounts, compute planes):
+    ``[{check, detail}]`` of its last finding, when it last looked, and when it looks next
+    (staggered per row, so tenants are spread out)."""
+
+    findings = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
 class Resource(models.Model):
     """An organization's named resource, soft-deleted (``deleted_at``) so its history stays.
 

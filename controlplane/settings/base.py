@@ -164,6 +164,7 @@ SPECTACULAR_SETTINGS = {
         "CloudAccountStatusEnum": "controlplane.cloudaccounts.models.CloudAccountStatus",
         "RoleEnum": "controlplane.core.roles.Role",
         "ComputePlaneStatusEnum": "controlplane.computeplanes.models.ComputePlaneStatus",
+        "CacheStatusEnum": "controlplane.caching.models.CACHE_STATES",
         "ClusterStatusEnum": "controlplane.clusters.models.ClusterStatus",
         "MetastoreStatusEnum": "controlplane.catalogs.models.MetastoreStatus",
         "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
