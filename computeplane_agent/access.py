@@ -39,7 +39,7 @@ _PART = r"(\*|[a-z_][a-z0-9_]*)"
 TablePattern = Annotated[
     str, StringConstraints(pattern=rf"^{_PART}\.{_PART}\.{_PART}$", max_length=200)
 ]
-Principal = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,128}$")]
+Principal = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,128}$", max_length=128)]
 MAX_RULES = 200
 # How often the engines re-read the rules file: a change is live within this, with no restart.
 REFRESH_SECONDS = 10
