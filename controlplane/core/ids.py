@@ -30,6 +30,10 @@ PREFIXES = {
     "step",
     "agc",
     "cred",
+    "sso",
+    "dom",
+    "gmap",
+    "scim",
 }
 
 

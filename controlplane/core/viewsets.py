@@ -116,7 +116,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
 
 def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     """The caller's organization and role, or 404 if the caller is not in it."""
-    from controlplane.tenancy.models import ApiToken, Membership
+    from controlplane.tenancy.models import SSO_SESSION_KEY, ApiToken, Membership
 
     not_found = exceptions.NotFound("No such organization.")
     token = request.auth if isinstance(request.auth, ApiToken) else None
@@ -131,7 +131,16 @@ def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     )
     if membership is None:
         raise not_found
-    return membership.organization, Role(membership.role)
+    org = membership.organization
+    if org.require_sso and request.user.pk != org.sso_break_glass_owner_id:
+        # The policy binds console sessions; API tokens are automation an owner issued.
+        session = getattr(request, "session", None)
+        signed_in = session.get(SSO_SESSION_KEY, []) if session is not None else []
+        if org.pk not in signed_in:
+            raise exceptions.PermissionDenied(
+                f"{org.slug} requires single sign-on: sign in at /sso/start?org={org.slug}."
+            )
+    return org, Role(membership.role)
 
 
 class OrgScopedModelViewSet(
