@@ -11,7 +11,7 @@ from controlplane.core.roles import Role
 from controlplane.sso import crypto
 from controlplane.sso.models import SsoConnection, SsoDomain
 from tests.factories import OrganizationFactory
-from tests.sso.conftest import DiscoveryServer, DnsZone
+from tests.sso.servers import DiscoveryServer, DnsZone
 
 pytestmark = pytest.mark.django_db
 
