@@ -52,6 +52,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("sso/", include("controlplane.sso.urls")),
+    path("scim/v2/", include("controlplane.sso.scim_urls")),
     path("", include("controlplane.tenancy.urls")),
 ]
 

@@ -264,3 +264,9 @@ ORG_SCOPED_FACTORIES[SsoDomain] = lambda org: SsoDomain.objects.create(
 ORG_SCOPED_FACTORIES[SsoGroupMapping] = lambda org: SsoGroupMapping.objects.create(
     organization=org, group=f"engineers-{next(_sso_sequence)}", role="member"
 )
+
+from controlplane.sso.models import ScimToken  # noqa: E402
+
+ORG_SCOPED_FACTORIES[ScimToken] = lambda org: ScimToken.objects.create(
+    organization=org, name="idp", prefix=f"p{next(_sso_sequence)}", digest="0" * 64
+)

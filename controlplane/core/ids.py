@@ -34,6 +34,8 @@ PREFIXES = {
     "dom",
     "gmap",
     "scim",
+    "scimu",
+    "scimg",
 }
 
 

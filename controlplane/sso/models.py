@@ -113,3 +113,78 @@ class SsoGroupMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} → {self.role}"
+
+
+SCIM_TOKEN_PREFIX = "lps"  # noqa: S105 - the public scheme marker of SCIM tokens, not a secret
+
+
+class ScimToken(models.Model):
+    """The bearer credential an organization's provisioning client (the IdP) uses at
+    ``/scim/v2``. Shown once; only its SHA-256 digest is stored (256 random bits)."""
+
+    id = PrefixedIdField("scim")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="scim_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+
+class ScimUser(models.Model):
+    """A person the organization's IdP provisioned (RFC 7643 §4.1). The Lakeplane ``User`` is
+    shared across organizations; this row is the organization's view of them: whether they
+    are active here and what the IdP calls them. Their membership follows from it."""
+
+    id = PrefixedIdField("scimu")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="scim_users"
+    )
+    user = models.ForeignKey("tenancy.User", on_delete=models.CASCADE, related_name="+")
+    user_name = models.CharField(max_length=254)
+    external_id = models.CharField(max_length=255, blank=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    given_name = models.CharField(max_length=100, blank=True)
+    family_name = models.CharField(max_length=100, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="uniq_scim_user"),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_name
+
+
+class ScimGroup(models.Model):
+    """A group the IdP pushes (RFC 7643 §4.2); its display name is what the group-role mapping
+    matches, the same as the sign-in's group claim."""
+
+    id = PrefixedIdField("scimg")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="scim_groups"
+    )
+    display_name = models.CharField(max_length=255)
+    external_id = models.CharField(max_length=255, blank=True)
+    members = models.ManyToManyField(ScimUser, related_name="groups", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "display_name"], name="uniq_scim_group_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name

@@ -24,6 +24,7 @@ from controlplane.core.errors import Conflict, InvalidInput
 from controlplane.core.roles import Role
 from controlplane.sso import crypto, dns
 from controlplane.sso.models import SsoConnection, SsoDomain, SsoGroupMapping
+from controlplane.tenancy import services as tenancy
 from controlplane.tenancy.models import Membership, Organization, User
 from controlplane.tenancy.oidc import DiscoveryError, discover
 
@@ -392,3 +393,41 @@ def configure(
                 break_glass_owner=owner,
             )
     return connection
+
+
+def sync_membership(
+    actor: Actor,
+    organization: Organization,
+    user: User,
+    membership: Membership | None,
+    role: Role | None,
+) -> str | None:
+    """Make ``user``'s membership say ``role`` (None: not a member); returns the role they
+    end with. Demotion caps their tokens and removal revokes them (tenancy.services). The
+    break-glass owner is left as they are, and the last owner is kept."""
+    if membership is not None and user.pk == organization.sso_break_glass_owner_id:
+        return membership.role
+    if role is None:
+        if membership is not None:
+            try:
+                tenancy.remove_member(actor=actor, membership=membership, acting_role=Role.OWNER)
+            except Conflict:
+                return membership.role  # the last owner stays
+        return None
+    if membership is None:
+        tenancy.add_member(
+            actor=actor,
+            organization=organization,
+            email=user.email,
+            role=role,
+            acting_role=Role.OWNER,
+        )
+        return role
+    if membership.role != role:
+        try:
+            tenancy.change_member_role(
+                actor=actor, membership=membership, role=role, acting_role=Role.OWNER
+            )
+        except Conflict:
+            return membership.role
+    return role

@@ -25,13 +25,11 @@ from django.db import transaction
 
 from controlplane.core import audit
 from controlplane.core.audit import Actor
-from controlplane.core.errors import Conflict
-from controlplane.core.roles import Role
 from controlplane.sso import crypto
-from controlplane.sso.models import SsoConnection, SsoDomain, TokenAuthMethod
-from controlplane.sso.services import role_for_groups
+from controlplane.sso.models import ScimUser, SsoConnection, SsoDomain, TokenAuthMethod
+from controlplane.sso.services import role_for_groups, sync_membership
 from controlplane.tenancy import services as tenancy
-from controlplane.tenancy.models import Membership, Organization, User
+from controlplane.tenancy.models import Membership, User
 from controlplane.tenancy.oidc import email_is_verified
 
 logger = logging.getLogger(__name__)
@@ -222,11 +220,18 @@ def admit(connection: SsoConnection, identity: Identity) -> User:
         organization=organization, domain=domain, verified_at__isnull=False
     ).exists():
         raise SignInRefused(f"{organization.name}'s provider cannot sign in addresses at {domain}.")
-    mapped = role_for_groups(organization, identity.groups)
     with transaction.atomic():
         user = tenancy.get_or_create_user(identity.email)
         if not user.is_active:
             raise SignInRefused("This account is deactivated.")
+        provisioned = ScimUser.objects.filter(organization=organization, user=user).first()
+        if provisioned is not None and not provisioned.active:
+            raise SignInRefused(f"Your account at {organization.name} is deactivated.")
+        # Groups come from the ID token's claim and from what the IdP pushed through SCIM.
+        scim_groups = (
+            list(provisioned.groups.values_list("display_name", flat=True)) if provisioned else []
+        )
+        mapped = role_for_groups(organization, sorted({*identity.groups, *scim_groups}))
         if identity.name and not user.name:
             user.name = identity.name
             user.save(update_fields=["name"])
@@ -237,7 +242,7 @@ def admit(connection: SsoConnection, identity: Identity) -> User:
             .first()
         )
         before = membership.role if membership else None
-        after = _apply_role(actor, organization, user, membership, mapped.role)
+        after = sync_membership(actor, organization, user, membership, mapped.role)
         audit.record(
             actor=actor,
             organization=organization,
@@ -254,38 +259,3 @@ def admit(connection: SsoConnection, identity: Identity) -> User:
     if after is None:
         raise SignInRefused(f"You are not in a group that gives access to {organization.name}.")
     return user
-
-
-def _apply_role(
-    actor: Actor,
-    organization: Organization,
-    user: User,
-    membership: Membership | None,
-    role: Role | None,
-) -> str | None:
-    if membership is not None and user.pk == organization.sso_break_glass_owner_id:
-        return membership.role
-    if role is None:
-        if membership is not None:
-            try:
-                tenancy.remove_member(actor=actor, membership=membership, acting_role=Role.OWNER)
-            except Conflict:
-                return membership.role  # the last owner stays
-        return None
-    if membership is None:
-        tenancy.add_member(
-            actor=actor,
-            organization=organization,
-            email=user.email,
-            role=role,
-            acting_role=Role.OWNER,
-        )
-        return role
-    if membership.role != role:
-        try:
-            tenancy.change_member_role(
-                actor=actor, membership=membership, role=role, acting_role=Role.OWNER
-            )
-        except Conflict:
-            return membership.role
-    return role

@@ -410,3 +410,27 @@ def test_required_sso_leaves_only_the_break_glass_owner_a_password(
     # Automation keeps working: the owner's API token.
     assert acme.api.get(members, timeout=30).status_code == 200
     assert ApiToken.objects.filter(organization=acme.org, revoked_at__isnull=True).exists()
+
+
+def test_scim_groups_count_at_sign_in_and_scim_deactivation_refuses_it(
+    live_server: LiveServer, tenants: tuple[Tenant, Tenant]
+) -> None:
+    from tests.sso.scim_client import ScimClient, replace
+
+    acme, _ = tenants
+    issued = acme.api.post(acme.url(live_server, "/scim-tokens"), json={"name": "idp"}, timeout=30)
+    scim = ScimClient(issued.json()["base_url"], issued.json()["token"])
+    # Nina's IdP groups map to nothing; the group the IdP pushed by SCIM does.
+    nina = scim.create_user("nina@acme.test")
+    scim.create_group("lp-admins", [nina["id"]])
+
+    browser = Browser()
+    sso_sign_in(browser, live_server, "nina@acme.test")
+    assert memberships(browser, live_server) == [{"org": "acme", "role": "admin"}]
+
+    scim.patch_user(nina["id"], [replace("active", False)])
+    assert memberships(browser, live_server) == []
+    again = Browser()
+    refused = sso_sign_in(again, live_server, "nina@acme.test")
+    assert refused.status_code == 403
+    assert "deactivated" in refused.text

@@ -5,7 +5,13 @@ from typing import Any
 from rest_framework import serializers
 
 from controlplane.core.roles import Role
-from controlplane.sso.models import SsoConnection, SsoDomain, SsoGroupMapping, TokenAuthMethod
+from controlplane.sso.models import (
+    ScimToken,
+    SsoConnection,
+    SsoDomain,
+    SsoGroupMapping,
+    TokenAuthMethod,
+)
 
 
 class SsoConnectionInputSerializer(serializers.Serializer[Any]):
@@ -123,3 +129,12 @@ class SsoGroupMappingSerializer(serializers.ModelSerializer[SsoGroupMapping]):
 
 class SsoGroupMappingUpdateSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ScimTokenSerializer(serializers.ModelSerializer[ScimToken]):
+    name = serializers.CharField(max_length=100)
+
+    class Meta:
+        model = ScimToken
+        fields = ["id", "name", "prefix", "created_at", "revoked_at", "last_used_at"]
+        read_only_fields = ["id", "prefix", "created_at", "revoked_at", "last_used_at"]

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from controlplane.sso.api.views import (
+    ScimTokenViewSet,
     SsoConnectionViewSet,
     SsoDomainViewSet,
     SsoGroupMappingViewSet,
@@ -10,6 +11,7 @@ from controlplane.sso.api.views import (
 router = SimpleRouter(trailing_slash=False)
 router.register("sso/domains", SsoDomainViewSet, basename="sso-domain")
 router.register("sso/group-mappings", SsoGroupMappingViewSet, basename="sso-group-mapping")
+router.register("scim-tokens", ScimTokenViewSet, basename="scim-token")
 
 org_urlpatterns = [
     path(

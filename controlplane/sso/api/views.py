@@ -13,9 +13,9 @@ from rest_framework.response import Response
 
 from controlplane.core.roles import Role
 from controlplane.core.viewsets import OrgScopedViewSet
-from controlplane.sso import services
+from controlplane.sso import scim, services
 from controlplane.sso.api import serializers as s
-from controlplane.sso.models import SsoConnection, SsoDomain, SsoGroupMapping
+from controlplane.sso.models import ScimToken, SsoConnection, SsoDomain, SsoGroupMapping
 
 # Who signs in to an organization is the owner's decision, reading included: the settings
 # name the provider, its client and the break-glass account.
@@ -130,4 +130,29 @@ class SsoGroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, O
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.remove_group_mapping(actor=self.actor, mapping=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ScimTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """Bearer tokens for the organization's provisioning client at ``/scim/v2``."""
+
+    queryset = ScimToken.objects.all().order_by("id")
+    serializer_class = s.ScimTokenSerializer
+    lookup_url_kwarg = "scim_id"
+    required_roles = OWNER_ONLY
+
+    @extend_schema(request=s.ScimTokenSerializer, responses={201: s.ScimTokenSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = s.ScimTokenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, secret = scim.issue_token(
+            actor=self.actor, organization=self.organization, name=body.validated_data["name"]
+        )
+        data = dict(s.ScimTokenSerializer(token).data)
+        data["token"] = secret  # shown once
+        data["base_url"] = request.build_absolute_uri("/scim/v2")
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        scim.revoke_token(actor=self.actor, token=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
