@@ -198,6 +198,35 @@ class CatalogSpec(ContractModel):
     metastore: ThriftMetastore | GlueMetastore | None = Field(default=None, discriminator="kind")
 
 
+class AutoscalingSpec(ContractModel):
+    """The cluster's autoscaling policy, decided on by the agent (``computeplane_agent.autoscale``).
+
+    ``worker_quota`` is what the organisation's worker quota leaves for this cluster when the
+    control plane published it (None: no quota); the control plane clamps any decision to the
+    quota as it stands when the decision is reported.
+    """
+
+    enabled: bool = False
+    min_count: int = Field(ge=0, le=MAX_WORKERS)
+    max_count: int = Field(ge=1, le=MAX_WORKERS)
+    target_queued: int = Field(default=0, ge=0, le=10_000)
+    target_cpu: float = Field(default=0.8, gt=0, le=1)
+    target_memory: float = Field(default=0.8, gt=0, le=1)
+    scale_out_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    scale_in_idle_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    scale_out_step: int = Field(default=2, ge=1, le=MAX_WORKERS)
+    scale_in_step: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    auto_suspend_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    worker_quota: int | None = Field(default=None, ge=0, le=MAX_WORKERS)
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> AutoscalingSpec:
+        if self.min_count > self.max_count:
+            raise ValueError("min_count is above max_count")
+        return self
+
+
 class ClusterSpec(ContractModel):
     id: ClusterId
     name: Name
@@ -222,6 +251,9 @@ class ClusterSpec(ContractModel):
     # Set by ``POST …/drain`` (and by stop, delete and upgrade): the gateway sends the cluster
     # no new queries and lets the running ones finish.
     draining: bool = False
+    # None: the agent never changes the worker count on its own (clusters made before
+    # autoscaling, and every cluster whose policy is off and has no auto-suspend).
+    autoscaling: AutoscalingSpec | None = None
 
 
 class MetastoreDatabase(ContractModel):
@@ -538,6 +570,43 @@ class UsageReport(ContractModel):
         return self
 
 
+# --- autoscaling decisions (agent -> control plane) --------------------------------------
+
+ScalingAction = Literal["scale_out", "scale_in", "suspend"]
+
+
+class ScalingReport(ContractModel):
+    """One decision of the agent's autoscaler that changes a cluster's worker count.
+
+    ``report_id`` is the decision's id: the agent sends the same report until it is answered, and
+    the control plane records it once. The answer is a :class:`ScalingAnswer`.
+    """
+
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    report_id: ReportId
+    cluster_id: ClusterId
+    from_count: int = Field(ge=0, le=MAX_WORKERS)
+    to_count: int = Field(ge=0, le=MAX_WORKERS)
+    action: ScalingAction
+    reason: ErrorCode
+    detail: Message = ""
+    decided_at: datetime
+
+
+class ScalingAnswer(ContractModel):
+    """What the control plane made of a decision: ``workers`` is the count it keeps (the
+    decision's, or less when the organisation's quota or the cluster's bounds say so, or the
+    current one when it refused: ``accepted`` false, ``message`` why)."""
+
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    report_id: ReportId
+    cluster_id: ClusterId
+    accepted: bool
+    workers: int = Field(ge=0, le=MAX_WORKERS)
+    message: Message | None = None
+
+
 # --- the gateway's reports (agent -> control plane) ----------------------------------------
 
 MAX_QUERY_RECORDS = 1000
@@ -591,4 +660,6 @@ DOCUMENTS: tuple[type[ContractModel], ...] = (
     UsageReport,
     QueryReport,
     WakeRequest,
+    ScalingReport,
+    ScalingAnswer,
 )
