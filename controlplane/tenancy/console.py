@@ -7,8 +7,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
+
+from controlplane.tenancy.models import Organization, User
 
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
 <h1>Lakeplane console</h1>
@@ -34,9 +38,28 @@ def console_index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(index.read_text(), content_type="text/html; charset=utf-8")
 
 
+SSO_REQUIRED_MESSAGE = (
+    "Your organization requires single sign-on: continue with single sign-on below."
+)
+
+
+class SignInForm(AuthenticationForm):
+    """The password form, which refuses someone every one of whose organizations requires
+    single sign-on (unless they are that organization's break-glass owner). A person with
+    another organization may still sign in; the API then refuses the SSO-only organizations
+    to this session (core.viewsets.resolve_org_role)."""
+
+    def confirm_login_allowed(self, user: User) -> None:  # type: ignore[override]
+        super().confirm_login_allowed(user)
+        orgs = list(Organization.objects.filter(memberships__user=user))
+        if orgs and all(o.require_sso and o.sso_break_glass_owner_id != user.pk for o in orgs):
+            raise ValidationError(SSO_REQUIRED_MESSAGE, code="sso_required")
+
+
 def login_view(request: HttpRequest) -> HttpResponseBase:
     return auth_views.LoginView.as_view(
         template_name="registration/login.html",
+        authentication_form=SignInForm,
         redirect_authenticated_user=True,
         extra_context={
             "oidc_enabled": settings.OIDC_ENABLED,

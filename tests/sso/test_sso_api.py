@@ -10,7 +10,7 @@ from controlplane.core.models import AuditEvent
 from controlplane.core.roles import Role
 from controlplane.sso import crypto
 from controlplane.sso.models import SsoConnection, SsoDomain
-from tests.factories import OrganizationFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.sso.servers import DiscoveryServer, DnsZone
 
 pytestmark = pytest.mark.django_db
@@ -268,3 +268,45 @@ def test_require_sso_refuses_password_sessions_but_not_the_break_glass_owner(
     assert "requires single sign-on" in refused.json()["detail"]
     assert owner.client.get(f"/api/v1/orgs/{owner.org.slug}/members").status_code == 200
     assert robot.client.get(f"/api/v1/orgs/{owner.org.slug}/members").status_code == 200
+
+
+def _require_sso(owner: Any, discovery: DiscoveryServer, dns_zone: DnsZone) -> None:
+    _configure(owner, discovery)
+    domain = SsoDomain.objects.create(
+        organization=owner.org, domain="acme.example.com", verification_token="tok"
+    )
+    dns_zone.txt[domain.record_name] = [domain.record_value]
+    owner.client.post(_url(owner.org, f"/domains/{domain.pk}/verify"))
+    response = owner.client.patch(
+        _url(owner.org), {"require_sso": True, "break_glass_owner": owner.user.pk}, format="json"
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_the_password_form_refuses_whom_sso_binds(owner, discovery, dns_zone, client):
+    _require_sso(owner, discovery, dns_zone)
+    member = UserFactory()
+    member.set_password("pw-member-123")
+    member.save()
+    MembershipFactory(organization=owner.org, user=member, role=Role.MEMBER)
+    owner.user.set_password("pw-owner-123")
+    owner.user.save()
+
+    refused = client.post("/login/", {"username": member.email, "password": "pw-member-123"})
+    assert refused.status_code == 200
+    assert "requires single sign-on" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+
+    # With a second organization that does not require SSO, the password still opens that one.
+    MembershipFactory(organization=OrganizationFactory(), user=member, role=Role.MEMBER)
+    allowed = client.post("/login/", {"username": member.email, "password": "pw-member-123"})
+    assert allowed.status_code == 302
+    assert client.get(f"/api/v1/orgs/{owner.org.slug}/members").status_code == 403
+
+    # A wrong password still says so, and the break-glass owner gets in.
+    client.logout()
+    wrong = client.post("/login/", {"username": owner.user.email, "password": "nope"})
+    assert "didn't match" in wrong.content.decode()
+    glass = client.post("/login/", {"username": owner.user.email, "password": "pw-owner-123"})
+    assert glass.status_code == 302
+    assert client.get(f"/api/v1/orgs/{owner.org.slug}/members").status_code == 200
