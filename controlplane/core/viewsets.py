@@ -132,7 +132,8 @@ def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     if membership is None:
         raise not_found
     org = membership.organization
-    if org.require_sso and request.user.pk != org.sso_break_glass_owner_id:
+    break_glass = request.user.pk == org.sso_break_glass_owner_id and membership.role == Role.OWNER
+    if org.require_sso and not break_glass:
         # The policy binds console sessions; API tokens are automation an owner issued.
         session = getattr(request, "session", None)
         signed_in = session.get(SSO_SESSION_KEY, []) if session is not None else []

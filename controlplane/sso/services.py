@@ -405,7 +405,11 @@ def sync_membership(
     """Make ``user``'s membership say ``role`` (None: not a member); returns the role they
     end with. Demotion caps their tokens and removal revokes them (tenancy.services). The
     break-glass owner is left as they are, and the last owner is kept."""
-    if membership is not None and user.pk == organization.sso_break_glass_owner_id:
+    if (
+        membership is not None
+        and membership.role == Role.OWNER
+        and user.pk == organization.sso_break_glass_owner_id
+    ):
         return membership.role
     if role is None:
         if membership is not None:

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from controlplane.tenancy.models import Organization, User
+from controlplane.tenancy.models import Membership, User
 
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
 <h1>Lakeplane console</h1>
@@ -43,16 +43,24 @@ SSO_REQUIRED_MESSAGE = (
 )
 
 
+def _sso_binds(membership: Membership) -> bool:
+    """Whether the organization requires SSO of this member (its break-glass owner excepted,
+    while they are an owner)."""
+    org = membership.organization
+    break_glass = org.sso_break_glass_owner_id == membership.user_id and membership.role == "owner"
+    return org.require_sso and not break_glass
+
+
 class SignInForm(AuthenticationForm):
     """The password form, which refuses someone every one of whose organizations requires
     single sign-on (unless they are that organization's break-glass owner). A person with
     another organization may still sign in; the API then refuses the SSO-only organizations
     to this session (core.viewsets.resolve_org_role)."""
 
-    def confirm_login_allowed(self, user: User) -> None:  # type: ignore[override]
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
-        orgs = list(Organization.objects.filter(memberships__user=user))
-        if orgs and all(o.require_sso and o.sso_break_glass_owner_id != user.pk for o in orgs):
+        memberships = list(Membership.objects.filter(user=user).select_related("organization"))
+        if memberships and all(_sso_binds(m) for m in memberships):
             raise ValidationError(SSO_REQUIRED_MESSAGE, code="sso_required")
 
 

@@ -10,6 +10,7 @@ from controlplane.core.models import AuditEvent
 from controlplane.core.roles import Role
 from controlplane.sso import crypto
 from controlplane.sso.models import SsoConnection, SsoDomain
+from controlplane.tenancy.models import Membership
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.sso.servers import DiscoveryServer, DnsZone
 
@@ -310,3 +311,20 @@ def test_the_password_form_refuses_whom_sso_binds(owner, discovery, dns_zone, cl
     glass = client.post("/login/", {"username": owner.user.email, "password": "pw-owner-123"})
     assert glass.status_code == 302
     assert client.get(f"/api/v1/orgs/{owner.org.slug}/members").status_code == 200
+
+
+def test_a_break_glass_owner_who_is_no_longer_owner_is_bound_like_everyone(
+    owner, make_caller, discovery, dns_zone, client
+):
+    make_caller(owner.org, Role.OWNER)
+    _require_sso(owner, discovery, dns_zone)
+    members = f"/api/v1/orgs/{owner.org.slug}/members"
+    assert owner.client.get(members).status_code == 200
+
+    # Demoted to admin (another owner remains): the exemption was for an owner, and ends.
+    Membership.objects.filter(organization=owner.org, user=owner.user).update(role=Role.ADMIN)
+    assert owner.client.get(members).status_code == 403
+    owner.user.set_password("pw-owner-123")
+    owner.user.save()
+    refused = client.post("/login/", {"username": owner.user.email, "password": "pw-owner-123"})
+    assert "requires single sign-on" in refused.content.decode()
