@@ -117,7 +117,12 @@ def begin(
 def _jwks(uri: str) -> jwt.PyJWKClient:
     client = _jwks_clients.get(uri)
     if client is None:
-        client = _jwks_clients[uri] = jwt.PyJWKClient(uri, cache_keys=True, lifespan=300)
+        # Keys are cached for five minutes; a token signed with a key not yet seen refetches the
+        # set (PyJWKClient does, at most every 30 s), so key rotation at the provider needs no
+        # restart. The fetch is bounded like every other call to the provider.
+        client = _jwks_clients[uri] = jwt.PyJWKClient(
+            uri, cache_keys=True, lifespan=300, timeout=settings.OIDC_TIMEOUT
+        )
     return client
 
 
