@@ -55,7 +55,7 @@ class SignInForm(AuthenticationForm):
     """The password form, which refuses someone every one of whose organizations requires
     single sign-on (unless they are that organization's break-glass owner). A person with
     another organization may still sign in; the API then refuses the SSO-only organizations
-    to this session (core.viewsets.resolve_org_role)."""
+    to this session (tenancy.viewsets.resolve_org_role)."""
 
     def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)

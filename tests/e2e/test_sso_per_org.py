@@ -397,6 +397,16 @@ def test_required_sso_leaves_only_the_break_glass_owner_a_password(
     assert policy.status_code == 200, policy.text
     members = acme.url(live_server, "/members")
 
+    # Her only organization requires SSO: the password form refuses her outright.
+    refused_form = Browser()
+    page = refused_form.get(f"{live_server.url}/login/")
+    form = next(f for f in parse_page(page.text).forms if "password" in f.inputs)
+    answer = refused_form.submit(page, form, {"username": "alice@acme.test", "password": password})
+    assert "requires single sign-on" in answer.text
+    assert me(refused_form, live_server).status_code == 401
+
+    # With a second organization the password opens that one, and acme still says no.
+    services.bootstrap(org_slug="side-project", email="alice@acme.test")
     by_password = _password_sign_in(live_server, "alice@acme.test", password)
     refused = by_password.http.get(members, timeout=30)
     assert refused.status_code == 403

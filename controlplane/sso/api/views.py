@@ -12,10 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from controlplane.core.roles import Role
-from controlplane.core.viewsets import OrgScopedViewSet
 from controlplane.sso import scim, services
 from controlplane.sso.api import serializers as s
 from controlplane.sso.models import ScimToken, SsoConnection, SsoDomain, SsoGroupMapping
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 # Who signs in to an organization is the owner's decision, reading included: the settings
 # name the provider, its client and the break-glass account.
