@@ -32,6 +32,12 @@ PREFIXES = {
     "cred",
     "sev",
     "acl",
+    "sso",
+    "dom",
+    "gmap",
+    "scim",
+    "scimu",
+    "scimg",
 }
 
 
