@@ -675,6 +675,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/scim-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_list"];
+        put?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        post: operations["orgs_scim_tokens_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/scim-tokens/{scim_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        delete: operations["orgs_scim_tokens_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        get: operations["orgs_sso_retrieve"];
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        put: operations["orgs_sso_update"];
+        post?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        delete: operations["orgs_sso_destroy"];
+        options?: never;
+        head?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        patch: operations["orgs_sso_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_list"];
+        put?: never;
+        post: operations["orgs_sso_domains_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_domains_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_sso_domains_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_list"];
+        put?: never;
+        post: operations["orgs_sso_group_mappings_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings/{gmap_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_group_mappings_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_sso_group_mappings_partial_update"];
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/tokens": {
         parameters: {
             query?: never;
@@ -800,6 +936,8 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
+        /** @enum {unknown} */
+        BlankEnum: "";
         Cache: {
             readonly id: string;
             readonly name: string;
@@ -1449,6 +1587,27 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedScimTokenList: {
+            results: components["schemas"]["ScimToken"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoDomainList: {
+            results: components["schemas"]["SsoDomain"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoGroupMappingList: {
+            results: components["schemas"]["SsoGroupMapping"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedTokenList: {
             results: components["schemas"]["Token"][];
             /** Format: uri */
@@ -1534,6 +1693,31 @@ export interface components {
             rules?: unknown;
             clusters?: string[];
         };
+        PatchedSsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer?: string;
+            client_id?: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret?: string;
+            token_endpoint_auth_method?: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes?: string;
+            group_claim?: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role?: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso?: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner?: string | null;
+        };
+        PatchedSsoGroupMappingUpdateRequest: {
+            role?: components["schemas"]["RoleEnum"];
+        };
         Plan: {
             plan: {
                 [key: string]: unknown;
@@ -1615,6 +1799,20 @@ export interface components {
             };
             from: number;
         };
+        ScimToken: {
+            readonly id: string;
+            name: string;
+            readonly prefix: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly revoked_at: string | null;
+            /** Format: date-time */
+            readonly last_used_at: string | null;
+        };
+        ScimTokenRequest: {
+            name: string;
+        };
         /**
          * @description * `autoscaler` - Autoscaler
          *     * `schedule` - Schedule
@@ -1622,6 +1820,79 @@ export interface components {
          * @enum {string}
          */
         SourceEnum: "autoscaler" | "schedule" | "user";
+        SsoConnection: {
+            readonly id: string;
+            /** Format: uri */
+            readonly issuer: string;
+            readonly client_id: string;
+            readonly client_secret_set: boolean;
+            readonly token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            readonly scopes: string;
+            readonly group_claim: string;
+            readonly default_role: components["schemas"]["RoleEnum"];
+            require_sso: boolean;
+            break_glass_owner: string | null;
+            readonly endpoints: {
+                [key: string]: string;
+            };
+            readonly login_url: string;
+            /** @description What to register at the provider as this client's redirect URI. */
+            readonly redirect_uri: string;
+            /** Format: date-time */
+            readonly discovered_at: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        SsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer: string;
+            client_id: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret: string;
+            token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes: string;
+            group_claim: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner: string | null;
+        };
+        SsoDomain: {
+            readonly id: string;
+            domain: string;
+            readonly status: string;
+            readonly verification: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            readonly verified_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoDomainCreateRequest: {
+            domain: string;
+        };
+        SsoGroupMapping: {
+            readonly id: string;
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoGroupMappingRequest: {
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+        };
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -1655,6 +1926,12 @@ export interface components {
              */
             expires_in_days: number | null;
         };
+        /**
+         * @description * `client_secret_basic` - HTTP Basic
+         *     * `client_secret_post` - Form body
+         * @enum {string}
+         */
+        TokenEndpointAuthMethodEnum: "client_secret_basic" | "client_secret_post";
         User: {
             readonly id: string;
             /** Format: email */
@@ -1981,6 +2258,11 @@ export interface operations {
                     "application/json": components["schemas"]["PaginatedRuleSetList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_access_rule_sets_create: {
@@ -2006,6 +2288,14 @@ export interface operations {
                     "application/json": components["schemas"]["RuleSet"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_access_rule_sets_retrieve: {
@@ -2028,6 +2318,11 @@ export interface operations {
                     "application/json": components["schemas"]["RuleSet"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_access_rule_sets_destroy: {
@@ -2049,6 +2344,12 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_access_rule_sets_partial_update: {
@@ -2075,6 +2376,14 @@ export interface operations {
                     "application/json": components["schemas"]["RuleSet"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_access_rule_sets_check_create: {
@@ -2101,6 +2410,14 @@ export interface operations {
                     "application/json": components["schemas"]["CheckAnswer"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_audit_events_list: {
@@ -3168,6 +3485,11 @@ export interface operations {
                     "application/json": components["schemas"]["PaginatedScalingEventList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
         };
     };
     orgs_clusters_start_create: {
@@ -3793,6 +4115,538 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScimTokenList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScimTokenRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    orgs_sso_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    orgs_sso_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoDomainList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoDomainCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoGroupMappingList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoGroupMappingRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoGroupMappingUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidInput"];
         };
     };
