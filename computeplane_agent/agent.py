@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from secrets import token_urlsafe
 
 from computeplane_agent import __version__
 from computeplane_agent.catalog_sync import CatalogSync
@@ -42,9 +43,11 @@ from computeplane_agent.contract import (
     UsageReport,
     UsageSample,
 )
+from computeplane_agent.install import DEFAULT_IMAGE
 from computeplane_agent.metrics import AgentMetrics
-from computeplane_agent.render import render_desired_state, resource_prefix
+from computeplane_agent.render import GatewayEnvironment, render_desired_state, resource_prefix
 from computeplane_agent.render.alluxio import master_service_name, master_web_url
+from computeplane_agent.render.gateway import gateway_key_secret
 from computeplane_agent.render.metastore import schema_job_name
 from computeplane_agent.render.objects import dns_name
 from computeplane_agent.secrets import (
@@ -104,8 +107,15 @@ class Agent:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolver: SecretResolver | None = None,
         metrics: AgentMetrics | None = None,
+        gateway: GatewayEnvironment | None = None,
+        gateway_key: bytes | None = None,
     ) -> None:
         self.client = client
+        self.gateway = gateway or GatewayEnvironment(image=DEFAULT_IMAGE)
+        # The replicas' shared URI-signing key. ``run`` derives it from the agent's credential so
+        # a restarted agent writes the same one (queries in flight keep working); without one,
+        # a random key for this process.
+        self.gateway_key = gateway_key or token_urlsafe(32).encode()
         self.metrics = metrics or AgentMetrics()
         self.target = target
         self.resolver = resolver
@@ -133,7 +143,11 @@ class Agent:
             desired, self.resolver, self._secret_values, self.redactor, log
         )
         self.state.secrets = secrets
-        rendered = render_desired_state(desired, unavailable_catalogs=set(secrets.catalog_failures))
+        rendered = render_desired_state(
+            desired, unavailable_catalogs=set(secrets.catalog_failures), gateway=self.gateway
+        )
+        if desired.gateway is not None and desired.gateway.enabled:
+            rendered.append(gateway_key_secret(self.gateway_key))
         started = time.perf_counter()
         objects = [with_applied_hash(o) for o in [*rendered, *secrets.objects]]
         wanted = {ObjectRef.of(o): o for o in objects}
@@ -324,7 +338,7 @@ class Agent:
         state = self.state
         state.known_version = fresh.version
         try:
-            render_desired_state(fresh)  # fail before touching the target
+            render_desired_state(fresh, gateway=self.gateway)  # fail before touching the target
         except ValueError as exc:
             self._reject(fresh.version, "render_failed", str(exc))
             return

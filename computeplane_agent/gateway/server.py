@@ -516,7 +516,13 @@ def read_key(key_file: str | None) -> bytes:
 class AppThread:
     """An aiohttp app serving on 127.0.0.1 from a thread of its own (tests, bench, in-process)."""
 
-    def __init__(self, app: web.Application, name: str = "lakeplane-gateway") -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        name: str = "lakeplane-gateway",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         import threading
 
         self.app = app
@@ -528,7 +534,7 @@ class AppThread:
             asyncio.set_event_loop(self.loop)
             runner = web.AppRunner(self.app, access_log=None)
             self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, host, port)
             self.loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()
