@@ -1,4 +1,4 @@
-"""``python -m computeplane_agent run`` | ``install-manifests`` | ``export-kustomize DIR``."""
+"""``python -m computeplane_agent run`` | ``gateway --config FILE`` | ``install-manifests``."""
 
 from __future__ import annotations
 
@@ -160,14 +160,22 @@ class _Stopped(BaseException):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["gateway"]:
+        # The same image runs the gateway (render/gateway.py): its own arguments follow.
+        from computeplane_agent.gateway.__main__ import main as gateway_main
+
+        gateway_main(args_in[1:])
+        return 0
     parser = argparse.ArgumentParser(prog="computeplane_agent")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the agent (configured from LAKEPLANE_* env vars)")
+    commands.add_parser("gateway", help="run the query gateway (--config FILE; see --help)")
     manifests = commands.add_parser("install-manifests", help="print the agent's install YAML")
     manifests.add_argument("--control-plane-url", required=True)
     manifests.add_argument("--bootstrap-token", default="")
     manifests.add_argument("--image", default=DEFAULT_IMAGE)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
         if args.command == "run":
             return run()
