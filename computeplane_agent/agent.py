@@ -48,6 +48,7 @@ from computeplane_agent.install import DEFAULT_IMAGE, SYSTEM_INSTANCE_TYPE
 from computeplane_agent.metrics import AgentMetrics
 from computeplane_agent.render import GatewayEnvironment, render_desired_state, resource_prefix
 from computeplane_agent.render.alluxio import master_service_name, master_web_url
+from computeplane_agent.render.gateway import NAME as GATEWAY_NAME
 from computeplane_agent.render.gateway import gateway_key_secret
 from computeplane_agent.render.metastore import schema_job_name
 from computeplane_agent.render.objects import dns_name
@@ -388,7 +389,8 @@ class Agent:
     def _usage_samples(self, applied: DesiredState, seconds: int) -> list[UsageSample]:
         """What ran, by role: each cluster's coordinator and ready workers, each cache's ready
         workers on its own node group, and each managed metastore's ready replicas on the
-        system nodes. Counted from readiness, never from what was asked for."""
+        system nodes, and the gateway's ready replicas. Counted from readiness, never from what
+        was asked for."""
         samples: list[UsageSample] = []
 
         def ran(role: UsageRole, instance_type: str, nodes: int, **subject: str) -> None:
@@ -413,6 +415,14 @@ class Agent:
             ran("cache", cache.worker_instance_type, cache_status.workers_ready, cache_id=cache.id)
         for ms in self.observe_metastores():
             ran("metastore", SYSTEM_INSTANCE_TYPE, ms.replicas_ready, metastore_id=ms.id)
+        if applied.gateway is not None and applied.gateway.enabled:
+            # The gateway's replicas run on the system nodes; one gateway per plane.
+            gateway = self._workload("Deployment", GATEWAY_NAME)
+            ran(
+                "gateway",
+                SYSTEM_INSTANCE_TYPE,
+                min(gateway.ready_replicas, applied.gateway.replicas),
+            )
         return samples
 
     def _report_usage(self, now: datetime) -> None:

@@ -173,13 +173,13 @@ def test_no_gateway_renders_nothing(spec: str | None) -> None:
     assert gateway_objects(desired.model_copy(update={"gateway": gw})) == []
 
 
-def test_the_agent_applies_the_gateway_with_its_key_and_a_rule_change_writes_one_file(
+def test_the_agent_applies_meters_and_keys_the_gateway_and_a_rule_change_writes_one_file(
     tmp_path: Path,
 ) -> None:
     plane = FakeControlPlane()
     target = DirectoryTarget(tmp_path)
     client = HttpControlPlaneClient(f"http://127.0.0.1:{plane.port}", credential="c" * 20)
-    agent = Agent(client, target, agent_id="agt_1", poll_seconds=0, gateway=ENV,
+    agent = Agent(client, target, agent_id="agt_1", poll_seconds=0, usage_seconds=0, gateway=ENV,
                   gateway_key=b"derived-key-0123456789abcdef")  # fmt: skip
     try:
         plane.publish(state())
@@ -190,6 +190,10 @@ def test_the_agent_applies_the_gateway_with_its_key_and_a_rule_change_writes_one
         key = yaml.safe_load(target.path_of(ObjectRef("v1", "Secret", WORKLOAD_NAMESPACE,
                                                       KEY_SECRET)).read_text())  # fmt: skip
         assert key["stringData"] == {"key": "derived-key-0123456789abcdef"}
+        # Its ready replicas are metered, on the system nodes, naming no cluster.
+        [usage] = plane.reports["usage"]
+        gateway_samples = [s for s in usage["samples"] if s["role"] == "gateway"]
+        assert [(s["nodes"], s.get("cluster_id")) for s in gateway_samples] == [(2, None)]
         files = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*.yaml")}
         plane.publish(state(rules=[]).model_copy(update={"version": 2}))
         agent.run_once()
