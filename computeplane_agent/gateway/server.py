@@ -35,6 +35,7 @@ WAKE_WAIT_MAX = 2.0
 _UNREACHABLE = "GATEWAY_BACKEND_UNREACHABLE"
 SHORT_TEXT = 256  # the contract's bound on user, source and error name
 MAX_QUERY_TEXT = 64 * 1024  # the contract's bound on a recorded query text
+MAX_URI_BYTES = 4 * 1024 * 1024  # a 1 MiB statement compresses and base64-encodes well below
 
 
 @dataclass
@@ -468,7 +469,12 @@ def build_app(
     if config_path is not None:
         state.config_mtime = config_path.stat().st_mtime
     proxy = Proxy(state)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024,
+        # A woken query's statement (and, when turned on, a query's text) rides in its signed
+        # follow-up URI: allow request lines far beyond aiohttp's 8 KiB default.
+        handler_args={"max_line_size": MAX_URI_BYTES},
+    )
     app[STATE] = state
     app.router.add_post("/v1/statement", proxy.statement)
     app.router.add_route("*", uris.PREFIX + "{token}", proxy.follow)
