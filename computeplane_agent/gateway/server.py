@@ -355,10 +355,12 @@ class Proxy:
             h = self.state.health.get(cid, ClusterHealth())
             draining = c.state == "draining"
             n = counts.get(cid, 0)
+            # Empty: nothing in flight here and nothing on the coordinator, or a coordinator that
+            # is gone (nothing on it can finish; a drain must not wait for it forever).
+            empty = n == 0 and ((h.state == UP and h.load == 0) or h.state == DOWN)
             clusters[cid] = {
                 "health": h.state, "running": h.running, "queued": h.queued, "in_flight": n,
-                "draining": draining,
-                "drained": draining and n == 0 and h.load == 0 and h.state == UP,
+                "draining": draining, "drained": draining and empty,
             }  # fmt: skip
         return _json({"config_version": self.state.config.version, "clusters": clusters})
 

@@ -233,6 +233,30 @@ def test_a_draining_cluster_finishes_its_query_and_gets_no_new_one(
         g.stop()
 
 
+def test_a_draining_cluster_whose_coordinator_is_gone_counts_as_drained(
+    tmp_path: Path, coordinators: Any
+) -> None:
+    a, b = coordinators
+    raw = raw_config(a, b)
+    raw["groups"][0]["clusters"][0]["state"] = "draining"
+    g = start_in_thread(parse_config(raw), KEY)
+    try:
+        assert requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()["clusters"]["cl_a"][
+            "drained"
+        ]
+        a.stop()  # its coordinator is gone: down after fail_threshold (2) probes
+        g.poll_health()
+        status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
+        assert status["clusters"]["cl_a"]["health"] == "up"  # one failure: not yet down
+        g.poll_health()
+        status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
+        assert status["clusters"]["cl_a"] == {**status["clusters"]["cl_a"], "health": "down",
+                                              "drained": True}  # fmt: skip
+        assert status["clusters"]["cl_b"]["drained"] is False  # not draining
+    finally:
+        g.stop()
+
+
 def test_an_invalid_new_config_keeps_the_last_good_one(tmp_path: Path, coordinators: Any) -> None:
     path = tmp_path / "gateway.json"
     raw = raw_config(*coordinators)
