@@ -12,6 +12,8 @@ from computeplane_agent.contract import (
     DesiredState,
     Heartbeat,
     Registration,
+    ScalingAnswer,
+    ScalingReport,
     StatusReport,
     UsageReport,
 )
@@ -50,6 +52,9 @@ class ControlPlaneClient(Protocol):
     def heartbeat(self, heartbeat: Heartbeat) -> None: ...
 
     def usage(self, report: UsageReport) -> None: ...
+
+    def scaling(self, report: ScalingReport) -> ScalingAnswer:
+        """Report an autoscaling decision; the answer says which worker count stands."""
 
 
 def parse_etag(raw: str | None) -> int | None:
@@ -142,6 +147,10 @@ class HttpControlPlaneClient:
 
     def usage(self, report: UsageReport) -> None:
         self._request("POST", "usage", body=report)
+
+    def scaling(self, report: ScalingReport) -> ScalingAnswer:
+        response = self._request("POST", "scaling", body=report)
+        return ScalingAnswer.model_validate_json(response.content)
 
 
 def _summarise(exc: ValidationError) -> str:

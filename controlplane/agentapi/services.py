@@ -52,6 +52,9 @@ status_reported = Signal()
 # ``compute_plane_id``, ``period_start`` and ``period_end``: billing keeps the periods agents
 # vouched for, so that a period reported with no samples counts as "nothing ran".
 usage_reported = Signal()
+# Sent for an autoscaling decision of the agent, with ``compute_plane_id`` and ``report`` (a
+# contract.ScalingReport); the clusters app answers with a contract.ScalingAnswer.
+scaling_reported = Signal()
 
 AGENT_ACTOR = audit.Actor.system_actor("agent")
 # Report records only have to outlive the agent's retries of one report (minutes); a day is
@@ -662,6 +665,26 @@ def record_status(
         _announce_status(plane_id, report)
 
     return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply)
+
+
+def record_scaling(
+    credential: AgentCredential, report: contract.ScalingReport
+) -> contract.ScalingAnswer:
+    """Hand an autoscaling decision to the app that owns clusters and return its answer (a
+    report sent again is answered the same way: that app keys the decision by report_id)."""
+    check_agent_id(credential, report.agent_id)
+    for _, answer in scaling_reported.send(
+        sender=AgentCredential, compute_plane_id=credential.compute_plane_id, report=report
+    ):
+        if isinstance(answer, contract.ScalingAnswer):
+            return answer
+    return contract.ScalingAnswer(
+        report_id=report.report_id,
+        cluster_id=report.cluster_id,
+        accepted=False,
+        workers=report.from_count,
+        message="Nothing on this control plane takes scaling decisions.",
+    )
 
 
 def record_usage(

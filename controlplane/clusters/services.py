@@ -322,6 +322,16 @@ def resize_cluster(
     return locked, operation
 
 
+AUTOSCALER = Actor.system_actor("autoscaler")
+
+
+def autoscale_cluster(locked: Cluster, workers: int) -> Operation:
+    """Resize for the agent's autoscaler (``decisions.py`` holds the row lock and checked the
+    bounds): the same operation as a user's resize — node groups, desired state, wait."""
+    locked.workers_desired = workers
+    return _start(AUTOSCALER, locked, RESIZE_KIND, ClusterStatus.RESIZING, "autoscaled")
+
+
 def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be stopped: its node groups go to zero, whatever step failed.
     with transaction.atomic():

@@ -32,6 +32,7 @@ BENCHES = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 RUNS: dict[str, list[str]] = {
     "verification.py": ["--runs", "1"],
     "render.py": ["--runs", "1", "--clusters", "2", "--workers", "2"],
+    "autoscaling.py": ["--decisions", "300", "--clusters", "2", "--minutes", "2"],
     "gateway.py": ["--seconds", "0.5", "--clients", "1"],
     "drift.py": ["--clusters", "0,1", "--runs", "1"],
     "clusters.py": ["--lifecycles", "1"],

@@ -177,6 +177,15 @@ class StatusView(AgentView):
         return _report_response(services.record_status(self.credential(request), report))
 
 
+class ScalingView(AgentView):
+    """An autoscaling decision; the answer is the worker count that stands."""
+
+    def post(self, request: Request) -> Response:
+        report = parse(contract.ScalingReport, request)
+        answer = services.record_scaling(self.credential(request), report)
+        return Response(answer.model_dump(mode="json"))
+
+
 class UsageView(AgentView):
     def post(self, request: Request) -> Response:
         report = parse(contract.UsageReport, request)
