@@ -52,7 +52,7 @@ def take_decision(compute_plane_id: str, report: contract.ScalingReport) -> cont
             return _answer(report, True, taken.to_count)
         current = cluster.workers_desired
         if report.action == "suspend":
-            return _answer(report, False, current, "Auto-suspend is not acted on yet.")
+            return _suspend(cluster, report)
         if not cluster.autoscaling_enabled:
             return _answer(report, False, current, "Autoscaling is off for this cluster.")
         if cluster.status != ClusterStatus.RUNNING:
@@ -79,6 +79,29 @@ def take_decision(compute_plane_id: str, report: contract.ScalingReport) -> cont
             decision_id=report.report_id,
         )
     return _answer(report, True, workers)
+
+
+def _suspend(cluster: Cluster, report: contract.ScalingReport) -> contract.ScalingAnswer:
+    """Idle auto-suspend: node groups to zero, configuration (and the worker count) kept."""
+    current = cluster.workers_desired
+    if cluster.auto_suspend_minutes is None:
+        return _answer(report, False, current, "Auto-suspend is off for this cluster.")
+    if cluster.status != ClusterStatus.RUNNING:
+        return _answer(report, False, current, f"The cluster is {cluster.status}.")
+    try:
+        services.suspend_cluster(cluster)
+    except Conflict as exc:
+        return _answer(report, False, current, str(exc.detail))
+    record_scaling_event(
+        cluster,
+        from_count=current,
+        to_count=0,
+        reason="idle_suspend",
+        source=ScalingSource.AUTOSCALER,
+        detail=report.detail,
+        decision_id=report.report_id,
+    )
+    return _answer(report, True, 0)
 
 
 def on_scaling_reported(

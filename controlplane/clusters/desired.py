@@ -18,7 +18,7 @@ from controlplane.computeplanes.models import ComputePlane, WorkloadResource
 
 # Not in the desired state: the agent removes their objects.
 GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
-STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED)
+STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.SUSPENDED)
 
 
 def cluster_spec(

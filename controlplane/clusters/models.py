@@ -15,6 +15,9 @@ class ClusterStatus(models.TextChoices):
     RESIZING = "resizing"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    # Stopped by auto-suspend (no query for auto_suspend_minutes), not by a user: a query
+    # through the gateway, or POST …/start, wakes it.
+    SUSPENDED = "suspended"
     STARTING = "starting"
     RESTARTING = "restarting"
     DELETING = "deleting"

@@ -32,7 +32,12 @@ POLICY_FIELDS = {
     "cooldown_seconds": "cooldown_seconds",
 }
 # Clusters whose workers do not count against the quota.
-NOT_COUNTED = (ClusterStatus.STOPPED, ClusterStatus.DELETING, ClusterStatus.DELETED)
+NOT_COUNTED = (
+    ClusterStatus.STOPPED,
+    ClusterStatus.SUSPENDED,
+    ClusterStatus.DELETING,
+    ClusterStatus.DELETED,
+)
 
 
 def org_worker_quota(organization_id: str) -> int:

@@ -35,6 +35,7 @@ STOP_KIND = "cluster.stop"
 START_KIND = "cluster.start"
 RESTART_KIND = "cluster.restart"
 DELETE_KIND = "cluster.delete"
+SUSPEND_KIND = "cluster.suspend"
 
 MAX_WORKERS = contract.MAX_WORKERS
 # Without an explicit max_count a cluster may grow to ten workers (or its size, if larger).
@@ -332,6 +333,11 @@ def autoscale_cluster(locked: Cluster, workers: int) -> Operation:
     return _start(AUTOSCALER, locked, RESIZE_KIND, ClusterStatus.RESIZING, "autoscaled")
 
 
+def suspend_cluster(locked: Cluster) -> Operation:
+    """Auto-suspend (``decisions.py`` holds the row lock): a stop that ends ``suspended``."""
+    return _start(AUTOSCALER, locked, SUSPEND_KIND, ClusterStatus.STOPPING, "idle_suspend")
+
+
 def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be stopped: its node groups go to zero, whatever step failed.
     with transaction.atomic():
@@ -343,7 +349,13 @@ def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]
 def start_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be started: the retry re-runs node groups, desired state and the wait.
     with transaction.atomic():
-        locked = _locked(cluster, ClusterStatus.STOPPED, ClusterStatus.FAILED, action="started")
+        locked = _locked(
+            cluster,
+            ClusterStatus.STOPPED,
+            ClusterStatus.SUSPENDED,
+            ClusterStatus.FAILED,
+            action="started",
+        )
         operation = _start(actor, locked, START_KIND, ClusterStatus.STARTING, "start_requested")
     return locked, operation
 

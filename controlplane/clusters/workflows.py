@@ -4,7 +4,8 @@
 ``cluster.resize``: the same three (node group scaling and worker replicas change together).
 ``cluster.restart``: publish_desired_state (new restart_generation) → wait_for_agent.
 ``cluster.stop``: publish_desired_state (state stopped) → wait_for_agent → node_groups (to zero):
-the agent drains the workers gracefully before their nodes go away.
+the agent drains the workers gracefully before their nodes go away. ``cluster.suspend`` (the
+agent's idle auto-suspend) is the same and ends ``suspended``.
 ``cluster.delete``: publish_desired_state (without it) → wait_for_agent (gone, bounded) →
 delete_node_groups.
 
@@ -25,6 +26,7 @@ from controlplane.clusters.services import (
     RESTART_KIND,
     START_KIND,
     STOP_KIND,
+    SUSPEND_KIND,
     record_event,
 )
 from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
@@ -119,7 +121,7 @@ def wait_for_agent(operation: Operation) -> str:
             return "the agent removed the cluster's objects"
         if step_attempts(operation, "wait_for_agent") >= DELETE_WAIT_POLLS:
             return f"the agent did not confirm the removal ({_wait_detail(cluster)}); going on"
-    elif operation.kind == STOP_KIND:
+    elif operation.kind in (STOP_KIND, SUSPEND_KIND):
         if applied and cluster.observed_phase == "stopped":
             return "the agent reports the cluster stopped"
     elif (
@@ -150,6 +152,7 @@ register_resource_workflows(
         (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
         (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
         (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
+        (SUSPEND_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.SUSPENDED),
         (
             DELETE_KIND,
             [PUBLISH, WAIT, Step("delete_node_groups", delete_node_groups)],

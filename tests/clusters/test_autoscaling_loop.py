@@ -131,6 +131,20 @@ def worker_replicas(target: MemoryTarget, cluster: Cluster) -> int:
     return int(target.objects[ref]["spec"]["replicas"])
 
 
+def decision(sim_agent, cluster: Cluster, report_id: str, to: int, action: str) -> ScalingReport:
+    """A report as the agent sends it, from the cluster's 2 workers."""
+    return ScalingReport(
+        agent_id=sim_agent.agent.agent_id,
+        report_id=report_id,
+        cluster_id=cluster.id,
+        from_count=2,
+        to_count=to,
+        action=action,  # type: ignore[arg-type]
+        reason="idle_suspend" if action == "suspend" else "load_high",
+        decided_at=cluster.created_at,
+    )
+
+
 def run_for(real: Agent, clock: Clock, seconds: float, step: float = 15.0) -> None:
     end = clock.now + seconds
     while clock.now < end:
@@ -202,17 +216,7 @@ def test_a_decision_sent_again_is_taken_once(running, agent, sim_agent):
     assert len(client.scaling_answers) == 1
     (event,) = ScalingEvent.objects.filter(cluster=running)
     # The same report again (its answer was lost): the same answer, no second event.
-    report = ScalingReport(
-        agent_id=sim_agent.agent.agent_id,
-        report_id=event.decision_id,
-        cluster_id=running.id,
-        from_count=2,
-        to_count=5,
-        action="scale_out",
-        reason="load_high",
-        decided_at=event.at,
-    )
-    again = client.scaling(report)
+    again = client.scaling(decision(sim_agent, running, event.decision_id, 5, "scale_out"))
     assert (again.accepted, again.workers) == (True, 5)
     assert ScalingEvent.objects.filter(cluster=running).count() == 1
     assert Operation.objects.filter(kind="cluster.resize", target_id=running.id).count() == 1
@@ -239,3 +243,53 @@ def test_the_quota_caps_a_decision_and_a_refusal_puts_the_published_count_back(
     assert not refused.accepted
     assert "resizing" in (refused.message or "")
     assert real.autoscaler.clusters[running.id].override is None
+
+
+QUIET = CoordinatorLoad(running=0, queued=0, active_workers=2, cpu=0.01, memory=0.1)
+
+
+def test_idle_past_auto_suspend_suspends_and_a_start_wakes_it(
+    owner, sandbox, ready_plane, running, agent, sim_agent
+):
+    real, target, client, clock = agent
+    cluster = running
+    # Auto-suspend is its own setting: it acts with autoscaling off too.
+    response = owner.client.patch(
+        f"/api/v1/orgs/{owner.org.slug}/clusters/{cluster.id}",
+        {"auto_suspend_minutes": 5, "autoscaling": {"enabled": False}},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    target.loads[cluster.id] = QUIET
+    run_for(real, clock, 4 * 60)
+    assert client.scaling_answers == []  # not yet five minutes without a query
+    run_for(real, clock, 90)
+    (answer,) = client.scaling_answers
+    assert (answer.accepted, answer.workers) == (True, 0)
+    (event,) = ScalingEvent.objects.filter(cluster=cluster)
+    assert (event.from_count, event.to_count, event.reason) == (2, 0, "idle_suspend")
+    drive(event.operation_id, sim_agent)
+    cluster.refresh_from_db()
+    assert cluster.status == "suspended"  # not "stopped": nobody asked for it
+    assert cluster.workers_desired == 2  # the configuration is kept
+    assert sizes(node_groups(sandbox, ready_plane, cluster)) == {"coordinator": 0, "workers": 0}
+    real.run_once()
+    assert worker_replicas(target, cluster) == 0  # the agent stopped its pods
+    assert cluster.id not in real.autoscaler.clusters
+
+    # A query through the gateway wakes it with POST …/start (the gateway's wake does this).
+    response = owner.client.post(f"/api/v1/orgs/{owner.org.slug}/clusters/{cluster.id}/start")
+    assert response.status_code == 202, response.content
+    drive(response.json()["operation"]["id"], sim_agent)
+    cluster.refresh_from_db()
+    assert cluster.status == "running"
+    assert sizes(node_groups(sandbox, ready_plane, cluster)) == {"coordinator": 1, "workers": 2}
+
+
+def test_auto_suspend_off_refuses_a_suspend(running, agent, sim_agent):
+    _, _, client, _ = agent
+    answer = client.scaling(decision(sim_agent, running, "a" * 32, 0, "suspend"))
+    assert (answer.accepted, answer.workers) == (False, 2)
+    assert "off" in (answer.message or "")
+    running.refresh_from_db()
+    assert running.status == "running"
