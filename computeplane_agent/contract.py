@@ -198,6 +198,34 @@ class CatalogSpec(ContractModel):
     metastore: ThriftMetastore | GlueMetastore | None = Field(default=None, discriminator="kind")
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[
+    str, StringConstraints(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", max_length=5)
+]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", max_length=64),
+]
+MAX_SCHEDULES = 20
+
+
+class ScheduleWindow(ContractModel):
+    """Weekdays and a local time range [start, end) with a worker floor (computeplane_agent
+    /schedules.py)."""
+
+    days: list[Weekday] = Field(min_length=1, max_length=7)
+    start: ClockTime
+    end: ClockTime
+    min_count: int = Field(ge=0, le=MAX_WORKERS)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ScheduleWindow:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
 class AutoscalingSpec(ContractModel):
     """The cluster's autoscaling policy, decided on by the agent (``computeplane_agent.autoscale``).
 
@@ -219,6 +247,9 @@ class AutoscalingSpec(ContractModel):
     cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
     auto_suspend_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     worker_quota: int | None = Field(default=None, ge=0, le=MAX_WORKERS)
+    schedules: list[ScheduleWindow] = Field(default_factory=list, max_length=MAX_SCHEDULES)
+    # The organisation's time zone (IANA name): schedule windows are read in it.
+    time_zone: TimeZoneName = "UTC"
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> AutoscalingSpec:

@@ -39,6 +39,7 @@ from computeplane_agent.contract import (
     ScalingReport,
 )
 from computeplane_agent.render import resource_prefix
+from computeplane_agent.schedules import schedule_floor
 from computeplane_agent.targets.base import Target
 
 log = logging.getLogger("computeplane_agent.scaler")
@@ -175,10 +176,16 @@ class Autoscaler:
         while scaling.samples and scaling.samples[0].at < oldest:
             scaling.samples.popleft()
         current = scaling.override if scaling.override is not None else spec.workers.replicas
+        policy = spec.autoscaling
         state = ScalingState(
             current=current,
             last_change_at=scaling.last_change_at,
-            quota=spec.autoscaling.worker_quota,
+            quota=policy.worker_quota,
+            schedule_floor=(
+                schedule_floor(policy.schedules, self.wall_clock(), policy.time_zone)
+                if policy.enabled
+                else 0
+            ),
         )
         decision = decide(policy_of(spec.autoscaling), list(scaling.samples), state, now)
         scaling.last_decision = decision

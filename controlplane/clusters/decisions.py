@@ -74,7 +74,7 @@ def take_decision(compute_plane_id: str, report: contract.ScalingReport) -> cont
             from_count=current,
             to_count=workers,
             reason=reason,
-            source=ScalingSource.AUTOSCALER,
+            source=ScalingSource.SCHEDULE if reason == "schedule" else ScalingSource.AUTOSCALER,
             detail=report.detail,
             decision_id=report.report_id,
         )

@@ -65,6 +65,9 @@ class Cluster(WorkloadResource):
     scale_out_step = models.PositiveIntegerField(default=2)
     scale_in_step = models.PositiveIntegerField(default=1)
     cooldown_seconds = models.PositiveIntegerField(default=300)
+    # Schedule windows ({days, start, end, min_count}: contract.ScheduleWindow), read in the
+    # organisation's time zone by the agent.
+    schedules = models.JSONField(default=list, blank=True)
 
 
 class ClusterEvent(models.Model):

@@ -63,6 +63,9 @@ def apply_policy(cluster: Cluster, policy: dict[str, Any]) -> dict[str, list[str
                 f"The cluster has {cluster.workers_desired} workers now; the bounds must hold "
                 "them (resize first)."
             ]
+    for i, window in enumerate(cluster.schedules):
+        if window["min_count"] > cluster.workers_max:
+            errors[f"schedules.{i}.min_count"] = [f"At most max_count ({cluster.workers_max})."]
     if cluster.autoscaling_enabled:
         quota = org_worker_quota(cluster.organization_id)
         if cluster.workers_max > quota:
@@ -90,7 +93,21 @@ def quota_left(cluster: Cluster, counted: int) -> int:
     return max(org_worker_quota(cluster.organization_id) - (counted - own), 0)
 
 
-def autoscaling_spec(cluster: Cluster, counted: int) -> contract.AutoscalingSpec | None:
+def org_time_zone(organization_id: str) -> str:
+    """The organisation's time zone: its billing profile's (UTC when it has none)."""
+    from controlplane.billing.models import BillingProfile  # billing reads clusters: no cycle
+
+    zone = (
+        BillingProfile.objects.filter(organization_id=organization_id)
+        .values_list("time_zone", flat=True)
+        .first()
+    )
+    return zone or "UTC"
+
+
+def autoscaling_spec(
+    cluster: Cluster, counted: int, time_zone: str = "UTC"
+) -> contract.AutoscalingSpec | None:
     """The policy as the agent reads it; None when the agent should leave the size alone."""
     if not cluster.autoscaling_enabled and cluster.auto_suspend_minutes is None:
         return None
@@ -108,6 +125,8 @@ def autoscaling_spec(cluster: Cluster, counted: int) -> contract.AutoscalingSpec
         cooldown_seconds=cluster.cooldown_seconds,
         auto_suspend_minutes=cluster.auto_suspend_minutes,
         worker_quota=min(quota_left(cluster, counted), contract.MAX_WORKERS),
+        schedules=[contract.ScheduleWindow.model_validate(w) for w in cluster.schedules],
+        time_zone=time_zone,
     )
 
 

@@ -59,6 +59,7 @@ class ClusterRequest:
     cache_id: str | None = None
     # API names of ``scaling.POLICY_FIELDS``; its bounds stand for workers.min_count/max_count.
     autoscaling: dict[str, Any] | None = None
+    schedules: tuple[dict[str, Any], ...] = ()
 
 
 def engine_errors(engine: str, catalogs: list[Catalog]) -> list[str]:
@@ -211,6 +212,7 @@ def create_cluster(
             workers_max=high,
             spot=request.spot,
             auto_suspend_minutes=request.auto_suspend_minutes,
+            schedules=list(request.schedules),
             cache=(
                 resolve_cache(organization, request.cache_id, plane) if request.cache_id else None
             ),
@@ -267,14 +269,15 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
         )
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
-        before = scaling.policy_of(locked), locked.auto_suspend_minutes
+        before = scaling.policy_of(locked), locked.auto_suspend_minutes, locked.schedules
         for key, value in changes.items():
             setattr(locked, key, value)
         errors = scaling.apply_policy(locked, policy or {})
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
         # The agent acts on the policy and on auto-suspend: it must see them change.
-        republish = (scaling.policy_of(locked), locked.auto_suspend_minutes) != before
+        now = scaling.policy_of(locked), locked.auto_suspend_minutes, locked.schedules
+        republish = now != before
         republish = _attach(locked, catalog_ids) or republish
         if cache_given and cache_id != locked.cache_id:
             locked.cache = (

@@ -3,6 +3,8 @@ agent's own count until the control plane catches up, answers, and the cost of a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from computeplane_agent.contract import ScalingAnswer
 from computeplane_agent.coordinator import CoordinatorLoad, parse_load
 from computeplane_agent.scaler import Autoscaler
@@ -156,3 +158,23 @@ def test_the_coordinators_documents_are_read_as_counts():
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was read as a load")
+
+
+def test_a_schedule_window_raises_the_floor_even_without_load():
+    target = MemoryTarget()
+    clock = Clock()
+    scaler = Autoscaler(
+        target,
+        agent_id=AGENT,
+        clock=clock,
+        wall_clock=lambda: datetime(2026, 12, 7, 9, 0, tzinfo=UTC),  # a Monday, 09:00 UTC
+    )
+    office = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00",
+              "min_count": 4}  # fmt: skip
+    spec = cluster_spec(
+        workers={"replicas": 2}, autoscaling={**POLICY, "schedules": [office]}, catalogs=[]
+    )
+    desired = desired_state(clusters=[spec], catalogs=[])
+    (report,) = scaler.tick(desired)
+    assert (report.from_count, report.to_count, report.reason) == (2, 4, "schedule")
+    assert replicas(scaler, desired) == 4

@@ -293,3 +293,26 @@ def test_auto_suspend_off_refuses_a_suspend(running, agent, sim_agent):
     assert "off" in (answer.message or "")
     running.refresh_from_db()
     assert running.status == "running"
+
+
+def test_a_schedule_window_is_a_scaling_event_of_its_own_source(owner, running, agent):
+    real, target, client, _ = agent
+    always = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
+              "end": "24:00", "min_count": 3}  # fmt: skip
+    response = owner.client.patch(
+        f"/api/v1/orgs/{owner.org.slug}/clusters/{running.id}",
+        {"schedules": [always]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    real.run_once()  # the floor is configuration: no load window is needed
+    (answer,) = client.scaling_answers
+    assert (answer.accepted, answer.workers) == (True, 3)
+    (event,) = ScalingEvent.objects.filter(cluster=running)
+    assert (event.from_count, event.to_count, event.reason, event.source) == (
+        2,
+        3,
+        "schedule",
+        "schedule",
+    )
+    assert worker_replicas(target, running) == 3

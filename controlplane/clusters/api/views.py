@@ -55,6 +55,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
                 catalog_ids=tuple(data["catalogs"]),
                 cache_id=data.get("cache"),
                 autoscaling=data.get("autoscaling"),
+                schedules=tuple(data.get("schedules", ())),
             ),
         )
         return self._accepted(cluster, operation)
