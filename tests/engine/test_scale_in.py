@@ -110,3 +110,23 @@ def test_only_shutting_down_can_be_set(engine: EngineThread) -> None:
     gone = requests.put(f"{engine.url}/_lakeplane/engine/worker/99/v1/info/state",
                         json="SHUTTING_DOWN", timeout=10)  # fmt: skip
     assert gone.status_code == 404
+
+
+def test_the_load_script_runs_queries_and_none_fails_while_workers_drain(engine: EngineThread):
+    import scripts.sandbox_load as load
+
+    done: list[int] = []
+    runner = threading.Thread(
+        target=lambda: done.append(
+            load.main(
+                ["--endpoint", engine.url, "--clients", "3", "--seconds", "2", "--hold", "0.3"]
+            )
+        )
+    )
+    runner.start()
+    _until(lambda: engine.engine.executing == 2, "both workers busy, one client queued")
+    assert read_load(engine.url).queued >= 1  # type: ignore[union-attr]
+    engine.set(workers=1)  # a scale-in while the load runs
+    runner.join(30)
+    assert done == [0]  # every query finished
+    assert engine.engine.completed >= 3
