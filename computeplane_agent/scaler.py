@@ -228,9 +228,12 @@ class Autoscaler:
             return
         if scaling.unanswered.report_id != answer.report_id:
             return
+        suspend = scaling.unanswered.action == "suspend"
         scaling.unanswered = None
         if not answer.accepted:
             log.warning("cluster %s: decision refused: %s", answer.cluster_id, answer.message)
-            scaling.override = scaling.replaced = None
-        elif scaling.override is not None:
-            scaling.override = answer.workers
+        if suspend or scaling.replaced is None:
+            return  # a suspend reaches the pods through the desired state (state stopped)
+        # The count the control plane keeps (the decision's, a lower one, or — refused — the one
+        # it has, which a resize under way may not have published yet): held until published.
+        scaling.override = answer.workers
