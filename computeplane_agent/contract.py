@@ -579,11 +579,46 @@ class StatusReport(ContractModel):
     sent_at: datetime
 
 
+UsageRole = Literal["coordinator", "worker", "metastore", "cache", "gateway"]
+# Which subject field a role's sample names; the gateway is one per compute plane and names none.
+USAGE_SUBJECT: dict[str, str | None] = {
+    "coordinator": "cluster_id",
+    "worker": "cluster_id",
+    "cache": "cache_id",
+    "metastore": "metastore_id",
+    "gateway": None,
+}
+
+
 class UsageSample(ContractModel):
-    cluster_id: ClusterId
+    """Ready nodes (or, for the metastore and the gateway, ready replicas on the system nodes) of
+    one instance type, for one role of one resource, during a usage period.
+
+    ``role`` absent is the first contract's cluster sample: the control plane splits it into one
+    coordinator and workers by instance type. Every other sample names its role and the one
+    subject that role runs for.
+    """
+
+    cluster_id: ClusterId | None = None
+    cache_id: CacheId | None = None
+    metastore_id: MetastoreId | None = None
+    role: UsageRole | None = None
     instance_type: InstanceType
     nodes: int = Field(ge=0, le=MAX_WORKERS + 1)
     seconds: int = Field(ge=0, le=31 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _one_subject_for_the_role(self) -> UsageSample:
+        named = [f for f in ("cluster_id", "cache_id", "metastore_id") if getattr(self, f)]
+        expected = USAGE_SUBJECT[self.role] if self.role else "cluster_id"
+        if named != ([expected] if expected else []):
+            wanted = expected or "no cluster_id, cache_id or metastore_id"
+            raise ValueError(f"a {self.role or 'cluster'} sample names {wanted}")
+        return self
+
+    @property
+    def subject_id(self) -> str | None:
+        return self.cluster_id or self.cache_id or self.metastore_id
 
 
 class UsageReport(ContractModel):
