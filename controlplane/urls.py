@@ -15,6 +15,7 @@ from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_
 from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.core.metrics import metrics
+from controlplane.gateways.api.urls import org_urlpatterns as gateway_org_urls
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
@@ -29,6 +30,7 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cache_org_urls,
     *catalog_org_urls,
     *billing_org_urls,
+    *gateway_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [

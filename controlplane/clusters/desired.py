@@ -14,6 +14,7 @@ from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane, WorkloadResource
+from controlplane.gateways.desired import gateway_spec
 
 # Not in the desired state: the agent removes their objects.
 GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
@@ -42,7 +43,7 @@ def cluster_spec(cluster: Cluster, catalog_ids: list[str] | None = None) -> cont
 
 
 def desired_state(plane: ComputePlane) -> contract.DesiredState:
-    clusters = (
+    clusters = list(
         Cluster.objects.filter(compute_plane=plane, deleted_at__isnull=True)
         .exclude(status__in=GONE)
         .order_by("id")
@@ -65,6 +66,7 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         metastores=metastore_specs(plane),
         catalogs=catalogs,
         caches=caches,
+        gateway=gateway_spec(plane, clusters),
     )
 
 

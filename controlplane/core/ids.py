@@ -30,6 +30,10 @@ PREFIXES = {
     "step",
     "agc",
     "cred",
+    "gw",
+    "rg",
+    "rr",
+    "qry",
 }
 
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "controlplane.catalogs",
     "controlplane.caching",
     "controlplane.billing",
+    "controlplane.gateways",
 ]
 
 # django-prometheus' pair wraps everything (request rate and latency by route); the request
