@@ -39,6 +39,7 @@ def cluster_spec(cluster: Cluster, catalog_ids: list[str] | None = None) -> cont
         node_group=cluster.node_group,
         catalogs=catalog_ids or [],
         cache=cluster.cache_id,
+        draining=cluster.draining,
     )
 
 
