@@ -34,6 +34,7 @@ PREFIXES = {
     "rg",
     "rr",
     "qry",
+    "sev",
 }
 
 
