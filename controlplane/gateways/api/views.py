@@ -22,10 +22,10 @@ from computeplane_agent.gateway.routing import RequestFacts, route
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.core.pagination import CursorPagination
 from controlplane.core.roles import Role
-from controlplane.tenancy.viewsets import ADMIN_WRITES, OrgScopedViewSet
 from controlplane.gateways import desired, observed, services
 from controlplane.gateways.api import serializers as s
 from controlplane.gateways.models import Gateway, QueryRecord, RoutingGroup, RoutingRule
+from controlplane.tenancy.viewsets import ADMIN_WRITES, OrgScopedViewSet
 
 
 class PlaneScopedMixin(OrgScopedViewSet):
