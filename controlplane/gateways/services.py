@@ -28,7 +28,7 @@ from controlplane.computeplanes.models import ComputePlane
 from controlplane.core import audit
 from controlplane.core.audit import Actor
 from controlplane.core.errors import Conflict, InvalidInput
-from controlplane.gateways import desired
+from controlplane.gateways import desired, ingest
 from controlplane.gateways.models import Gateway, RoutingGroup, RoutingRule
 
 Errors = dict[str, list[str]]
@@ -128,6 +128,8 @@ def update_gateway(*, actor: Actor, plane: ComputePlane, changes: dict[str, Any]
         if errors:
             raise InvalidInput("The gateway cannot be configured as requested.", errors=errors)
         gateway.save()
+        if not gateway.query_text_enabled:
+            ingest.clear_text(plane.pk)
         _publish(plane)
         audit.record(
             actor=actor,
