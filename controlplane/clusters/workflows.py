@@ -33,12 +33,15 @@ from controlplane.clusters.services import (
 )
 from controlplane.computeplanes.workflows import (
     AGENT_DELETE_WAIT_POLLS,
+    AGENT_WAIT_SECONDS,
     plane_resource_loader,
+    poll_delay,
     reconcile,
     wait_for_agent_again,
 )
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
+    RetryLater,
     Step,
     register_resource_workflows,
     step_attempts,
@@ -168,7 +171,7 @@ def wait_for_drained(operation: Operation) -> str:
     state = "applied" if applied else f"version {cluster.desired_version} not yet applied"
     raise RetryLater(
         f"waiting for the gateway to report the cluster empty ({state})",
-        delay=poll_delay(WAIT_SECONDS),
+        delay=poll_delay(AGENT_WAIT_SECONDS),
     )
 
 

@@ -99,6 +99,8 @@ def test_a_drain_leaves_routing_and_ends_when_the_gateway_reports_empty(
     with django_capture_on_commit_callbacks(execute=True):
         report(agent, gateway)
     assert step(operation_id) == ("wait_for_drained", False)
+    waiting = OperationStep.objects.get(operation_id=operation_id, name="wait_for_drained")
+    assert waiting.detail == "waiting for the gateway to report the cluster empty (applied)"
     with django_capture_on_commit_callbacks(execute=True):
         report(agent, {**gateway, "drained": [busy.id]})
     assert step(operation_id) == ("wait_for_drained", True)
