@@ -35,6 +35,12 @@ PREFIXES = {
     "rr",
     "qry",
     "sev",
+    "sso",
+    "dom",
+    "gmap",
+    "scim",
+    "scimu",
+    "scimg",
 }
 
 
