@@ -35,6 +35,7 @@ PREFIXES = {
     "rr",
     "qry",
     "sev",
+    "acl",
     "sso",
     "dom",
     "gmap",
