@@ -24,6 +24,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
+from computeplane_agent.access import AccessRules
+
 CONTRACT_VERSION: Literal["2026-11-01"] = "2026-11-01"
 SchemaVersion = Literal["2026-11-01"]
 
@@ -254,6 +256,9 @@ class ClusterSpec(ContractModel):
     # None: the agent never changes the worker count on its own (clusters made before
     # autoscaling, and every cluster whose policy is off and has no auto-suspend).
     autoscaling: AutoscalingSpec | None = None
+    # The data access rules the engine enforces (computeplane_agent/access.py); None: the
+    # engine's default access control.
+    access_rules: AccessRules | None = None
 
 
 class MetastoreDatabase(ContractModel):

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.access.api.urls import org_urlpatterns as access_org_urls
 from controlplane.billing.api.urls import org_urlpatterns as billing_org_urls
 from controlplane.billing.api.urls import urlpatterns as billing_urls
 from controlplane.caching.api.urls import org_urlpatterns as cache_org_urls
@@ -27,6 +28,7 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cluster_org_urls,
     *cache_org_urls,
     *catalog_org_urls,
+    *access_org_urls,
     *billing_org_urls,
     *sso_org_urls,
 ]

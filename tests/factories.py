@@ -270,3 +270,21 @@ from controlplane.sso.models import ScimToken  # noqa: E402
 ORG_SCOPED_FACTORIES[ScimToken] = lambda org: ScimToken.objects.create(
     organization=org, name="idp", prefix=f"p{next(_sso_sequence)}", digest="0" * 64
 )
+
+
+# --- data access rules ------------------------------------------------------------------------
+from controlplane.access.models import RuleSet, RuleSetAttachment  # noqa: E402
+
+
+def _attached_rule_set(org: Organization) -> Model:
+    """A rule set enforced by a cluster: what its list renders (the attachments)."""
+    rule_set = RuleSet.objects.create(
+        organization=org,
+        name=f"rules-{RuleSet.objects.count()}",
+        rules=[{"effect": "allow", "table": "*.*.*", "privileges": ["read"]}],
+    )
+    RuleSetAttachment.objects.create(rule_set=rule_set, cluster=ClusterFactory(organization=org))
+    return rule_set
+
+
+ORG_SCOPED_FACTORIES[RuleSet] = _attached_rule_set

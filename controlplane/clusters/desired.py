@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from computeplane_agent import contract
+from controlplane.access.services import rules_for_cluster
 from controlplane.agentapi.services import publish_desired_state
 from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
@@ -64,6 +65,10 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
     specs = [
         s if s.cache in served or s.cache is None else s.model_copy(update={"cache": None})
         for s in specs
+    ]
+    rules = rules_for_cluster([s.id for s in specs])
+    specs = [
+        s.model_copy(update={"access_rules": rules[s.id]}) if s.id in rules else s for s in specs
     ]
     return contract.DesiredState(
         compute_plane_id=plane.id,

@@ -31,6 +31,7 @@ PREFIXES = {
     "agc",
     "cred",
     "sev",
+    "acl",
     "sso",
     "dom",
     "gmap",
