@@ -11,11 +11,13 @@ from computeplane_agent.contract import (
     AgentCredential,
     DesiredState,
     Heartbeat,
+    QueryReport,
     Registration,
     ScalingAnswer,
     ScalingReport,
     StatusReport,
     UsageReport,
+    WakeRequest,
 )
 
 API_PREFIX = "/api/agent/v1"
@@ -151,6 +153,14 @@ class HttpControlPlaneClient:
     def scaling(self, report: ScalingReport) -> ScalingAnswer:
         response = self._request("POST", "scaling", body=report)
         return ScalingAnswer.model_validate_json(response.content)
+
+    def queries(self, report: QueryReport) -> None:
+        """The gateway's query records (``computeplane_agent.listener`` batches them)."""
+        self._request("POST", "queries", body=report)
+
+    def wake(self, request: WakeRequest) -> None:
+        """Start a stopped or suspended cluster a query is waiting for."""
+        self._request("POST", "wake", body=request)
 
 
 def _summarise(exc: ValidationError) -> str:

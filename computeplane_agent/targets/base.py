@@ -124,3 +124,9 @@ class Target(Protocol):
     def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
         """A cluster's load as its coordinator counts it (``/v1/cluster``, ``/v1/node``), read
         through the Service ``coordinator_service``; None when the coordinator does not answer."""
+
+    def gateway_url(self) -> str | None:
+        """Where the agent reaches the plane's gateway (its status), None when it cannot."""
+
+    def gateway_endpoint(self) -> str | None:
+        """The one address clients use for the plane's gateway, once it has one."""

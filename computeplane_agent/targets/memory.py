@@ -101,3 +101,9 @@ class MemoryTarget:
     def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
         self.load_reads += 1
         return self.loads.get(cluster_id)
+
+    def gateway_url(self) -> str | None:
+        return None  # nothing runs: no gateway to ask
+
+    def gateway_endpoint(self) -> str | None:
+        return None

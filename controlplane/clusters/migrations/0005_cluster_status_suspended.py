@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clusters", "0003_autoscaling_policy_and_scaling_events"),
+        ("clusters", "0004_cluster_draining"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clusters", "0004_cluster_status_suspended"),
+        ("clusters", "0005_cluster_status_suspended"),
     ]
 
     operations = [
