@@ -156,10 +156,19 @@ class ObservedState(models.Model):
 
 
 class UsageRecord(models.Model):
-    """Nodes of one instance type that ran for one cluster during one period (billing input)."""
+    """Nodes of one instance type that ran for one cluster during one period (billing input).
+
+    Billing needs these after the cluster and the compute plane are gone (a plane deleted on
+    the 20th is billed for the 1st to the 20th, and a month is rebuilt from them), so the key
+    to the plane has no database constraint and deleting the plane leaves the rows alone; the
+    cluster is named by id for the same reason.
+    """
 
     compute_plane = models.ForeignKey(
-        "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="usage_records"
+        "computeplanes.ComputePlane",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="usage_records",
     )
     report = models.ForeignKey(AgentReport, on_delete=models.SET_NULL, null=True, blank=True)
     cluster_id = models.CharField(max_length=40)
