@@ -98,10 +98,11 @@ try {
   step("signing in opens the console shell");
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
-  await Promise.all([page.waitForURL(`${baseUrl}/`), page.getByRole("button", { name: "Sign in" }).click()]);
+  // Sign-in returns to /, which opens the first org's overview at its own URL.
+  await Promise.all([page.waitForURL(/\/orgs\/[^/]+$/), page.getByRole("button", { name: "Sign in" }).click()]);
   await page.getByTestId("user-email").filter({ hasText: email }).waitFor();
   assert.equal(await page.title(), "Lakeplane console");
-  await page.getByText("Clusters, catalogs and caches arrive here").waitFor();
+  await page.getByRole("navigation", { name: "Sections" }).waitFor();
 
   step("the switcher lists every org, the first is shown");
   const select = page.getByRole("combobox", { name: "Organization" });
@@ -123,6 +124,31 @@ try {
   await select.selectOption(first.slug);
   await expectOrgShown(page, first);
   await page.screenshot({ path: path.join(artifacts, "console-operations.png"), fullPage: true });
+
+  step("the left navigation opens a section at a URL mirroring the API, and a reload shows it again");
+  const nav = page.getByRole("navigation", { name: "Sections" });
+  await nav.getByRole("link", { name: "Compute planes" }).click();
+  await page.waitForURL(`${baseUrl}/orgs/${first.slug}/compute-planes`);
+  await page.getByRole("heading", { level: 1, name: "Compute planes" }).waitFor();
+  await page.reload();
+  await page.getByRole("heading", { level: 1, name: "Compute planes" }).waitFor();
+  assert.equal(await nav.getByRole("link", { name: "Compute planes" }).getAttribute("aria-current"), "page");
+  await page.getByRole("navigation", { name: "Breadcrumb" }).getByRole("link", { name: first.slug }).waitFor();
+
+  step("back and forward move between the views");
+  await page.goBack();
+  await expectOrgShown(page, first);
+  await page.goForward();
+  await page.getByRole("heading", { level: 1, name: "Compute planes" }).waitFor();
+
+  step("an unknown path and an org the user is not in show the 404 page");
+  await page.goto(`${baseUrl}/orgs/${first.slug}/no-such-section`);
+  await page.getByRole("heading", { level: 1, name: "Not found" }).waitFor();
+  await page.goto(`${baseUrl}/orgs/not-my-org/clusters`);
+  await page.getByRole("heading", { level: 1, name: "Not found" }).waitFor();
+  await page.screenshot({ path: path.join(artifacts, "not-found.png"), fullPage: true });
+  await page.goto(`${baseUrl}/orgs/${first.slug}`);
+  await expectOrgShown(page, first);
 
   step("the API docs link opens Swagger UI");
   await Promise.all([page.waitForURL(`${baseUrl}/api/docs/`), page.getByRole("link", { name: "API docs" }).click()]);

@@ -21,8 +21,13 @@ const csrf: Middleware = {
   },
 };
 
-// Same origin as the console, so the session cookie goes along with every call.
-export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
+// Same origin as the console, so the session cookie goes along with every call. fetch is looked
+// up per call (not captured at import), so component tests can answer with a fake API.
+export const api = createClient<paths>({
+  baseUrl: globalThis.location?.origin ?? "",
+  credentials: "same-origin",
+  fetch: (request: Request) => globalThis.fetch(request),
+});
 api.use(csrf);
 
 interface Result<T> {

@@ -1,0 +1,51 @@
+import type { RouteObject } from "react-router";
+
+import { Overview } from "../pages/Overview";
+import { SectionPage } from "../pages/SectionPage";
+import { AppFrame, type Crumb, Home, OrgLayout } from "./Layout";
+import { NotFound } from "./NotFound";
+import { RouteError } from "./RouteError";
+import { SECTIONS } from "./sections";
+
+const crumb = (label: string | ((p: Record<string, string | undefined>) => string)): Crumb => ({
+  crumb: typeof label === "string" ? () => label : label,
+});
+
+// Screens that exist; every other section shows what it will be and where the API has it.
+const BUILT: Record<string, RouteObject[]> = {};
+
+export const routes: RouteObject[] = [
+  {
+    path: "/",
+    element: <AppFrame />,
+    errorElement: <RouteError />,
+    children: [
+      { index: true, element: <Home /> },
+      {
+        path: "orgs/:org",
+        element: <OrgLayout />,
+        handle: crumb((p) => p.org ?? ""),
+        errorElement: <RouteError />,
+        children: [
+          { index: true, element: <Overview /> },
+          ...SECTIONS.filter((s) => s.path !== "").map(
+            (s): RouteObject => ({
+              path: s.path,
+              handle: crumb(s.title),
+              children: BUILT[s.path] ?? [{ index: true, element: <SectionPage section={s} /> }],
+            }),
+          ),
+          { path: "*", element: <NotFound /> },
+        ],
+      },
+      {
+        path: "*",
+        element: (
+          <main className="content">
+            <NotFound />
+          </main>
+        ),
+      },
+    ],
+  },
+];
