@@ -1,7 +1,7 @@
 """An agent speaks for its own compute plane's resources only.
 
-A status or usage report that names a cluster (or, in a status report, a metastore or cache)
-that is not on the reporting agent's compute plane has that entry *refused*: it is dropped
+A status or usage report that names a cluster, metastore or cache that is not on the reporting
+agent's compute plane has that entry *refused*: it is dropped
 before anything is stored, counted in ``lakeplane_agent_refused_samples_total`` and listed
 in the answer's ``refused``. The rest of the report is applied as usual, so one stray entry
 (a bug, a copied config, a hostile agent) neither reaches another tenant's rows or bill nor
@@ -115,17 +115,34 @@ def confine_status(
     return report.model_copy(update=kept), Refused("status", ids, entries)
 
 
+# The field of a usage sample that names each kind of resource (a gateway sample names none:
+# it runs for the plane itself).
+USAGE_SUBJECTS: Final = {
+    "clusters": "cluster_id",
+    "caches": "cache_id",
+    "metastores": "metastore_id",
+}
+
+
 def confine_usage(
     plane_id: str, report: contract.UsageReport
 ) -> tuple[contract.UsageReport, Refused]:
-    """The report without the samples of another plane's clusters, and what was dropped."""
-    if not report.samples:
+    """The report without the samples of another plane's resources, and what was dropped."""
+    ids: dict[str, list[str]] = {}
+    entries: dict[str, int] = {}
+    dropped: set[int] = set()
+    for kind, field in USAGE_SUBJECTS.items():
+        named = [(i, getattr(s, field)) for i, s in enumerate(report.samples) if getattr(s, field)]
+        if not named:
+            continue
+        foreign = membership.foreign(plane_id, kind, (subject for _, subject in named))
+        if not foreign:
+            continue
+        ids[kind] = sorted(foreign)
+        hits = [i for i, subject in named if subject in foreign]
+        entries[kind] = len(hits)
+        dropped.update(hits)
+    if not dropped:
         return report, NONE
-    foreign = membership.foreign(plane_id, "clusters", (s.cluster_id for s in report.samples))
-    if not foreign:
-        return report, NONE
-    kept = [s for s in report.samples if s.cluster_id not in foreign]
-    refused = Refused(
-        "usage", {"clusters": sorted(foreign)}, {"clusters": len(report.samples) - len(kept)}
-    )
-    return report.model_copy(update={"samples": kept}), refused
+    kept = [s for i, s in enumerate(report.samples) if i not in dropped]
+    return report.model_copy(update={"samples": kept}), Refused("usage", ids, entries)

@@ -138,7 +138,7 @@ def replay_month(
         ids = [c.pk for c in clusters.values()]
         ClusterEvent.objects.filter(cluster_id__in=ids, at__gte=start, at__lt=end).delete()
         UsageRecord.objects.filter(
-            cluster_id__in=ids, period_start__gte=start, period_start__lt=end
+            resource_id__in=ids, period_start__gte=start, period_start__lt=end
         ).delete()
         ReportedPeriod.objects.filter(
             compute_plane_ref=plane.pk, period_start__gte=start, period_start__lt=end
@@ -179,7 +179,7 @@ def replay_month(
                     records.append(
                         UsageRecord(
                             compute_plane=plane,
-                            cluster_id=cluster.pk,
+                            resource_id=cluster.pk,
                             instance_type=itype,
                             nodes=count,
                             seconds=3600,

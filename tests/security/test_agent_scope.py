@@ -85,7 +85,7 @@ def test_usage_for_another_planes_cluster_is_refused_counted_and_never_stored() 
 
     assert response.status_code == 200, response.content
     assert response.json()["refused"] == {"clusters": sorted([foreign.id, unknown]), "entries": 3}
-    assert list(UsageRecord.objects.values_list("cluster_id", flat=True)) == [own.id]
+    assert list(UsageRecord.objects.values_list("resource_id", flat=True)) == [own.id]
     assert refused_count("usage", "clusters") == before + 3
 
     # A replay answers the same and counts nothing again.
@@ -93,6 +93,33 @@ def test_usage_for_another_planes_cluster_is_refused_counted_and_never_stored() 
     assert replay.json() == response.json()
     assert refused_count("usage", "clusters") == before + 3
     assert UsageRecord.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_role_samples_of_another_planes_cache_or_metastore_are_refused_too() -> None:
+    agent, own, foreign = two_planes()
+    own_cache = CacheFactory(compute_plane=agent.plane, organization=agent.plane.organization)
+    foreign_cache = CacheFactory(compute_plane=foreign.compute_plane)
+    foreign_store = MetastoreFactory(compute_plane=foreign.compute_plane)
+    body = usage(agent, own.id)
+    sample = {"instance_type": "r6i.2xlarge", "nodes": 1, "seconds": 300}
+    body["samples"] += [
+        {**sample, "role": "cache", "cache_id": own_cache.id},
+        {**sample, "role": "cache", "cache_id": foreign_cache.id},
+        {**sample, "role": "metastore", "metastore_id": foreign_store.id},
+        {**sample, "role": "gateway"},  # the plane's own gateway names no resource
+    ]
+
+    response = agent.client.post(USAGE, body, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["refused"] == {
+        "caches": [foreign_cache.id],
+        "metastores": [foreign_store.id],
+        "entries": 2,
+    }
+    stored = set(UsageRecord.objects.values_list("resource_id", "role"))
+    assert stored == {(own.id, ""), (own_cache.id, "cache"), (agent.plane.id, "gateway")}
 
 
 @pytest.mark.django_db
@@ -193,7 +220,7 @@ def test_usage_rows_outlive_the_deletion_of_their_compute_plane_and_organization
     assert not Organization.objects.filter(pk=org.pk).exists()
     assert not ComputePlane.objects.filter(pk=plane.pk).exists()
 
-    rows = list(UsageRecord.objects.values("compute_plane_id", "cluster_id", "nodes", "seconds"))
+    rows = list(UsageRecord.objects.values("compute_plane_id", "resource_id", "nodes", "seconds"))
     assert rows == [
-        {"compute_plane_id": plane.pk, "cluster_id": cluster.pk, "nodes": 3, "seconds": 300}
+        {"compute_plane_id": plane.pk, "resource_id": cluster.pk, "nodes": 3, "seconds": 300}
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agentapi", "0001_initial"),
+        ("agentapi", "0002_usage_roles"),
         ("computeplanes", "0003_drift"),
     ]
 
