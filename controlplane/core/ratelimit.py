@@ -134,7 +134,7 @@ def _count_in_database(keys: list[str], limit: Limit) -> list[Attempt]:
     table = connection.ops.quote_name(RateLimitWindow._meta.db_table)
     rows = ", ".join(f"(%(b{i})s, %(now)s, 1)" for i in range(len(keys)))
     now = time.time()
-    params: dict[str, object] = {f"b{i}": key for i, key in enumerate(keys)}
+    params: dict[str, str | float] = {f"b{i}": key for i, key in enumerate(keys)}
     params.update(now=now, expired=now - limit.seconds)
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT.format(table=table, rows=rows), params)
