@@ -1,8 +1,9 @@
 """URL map: the REST API under /api/v1, the agent API, health probes, auth, and the console."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from controlplane.billing.api.urls import org_urlpatterns as billing_org_urls
 from controlplane.billing.api.urls import urlpatterns as billing_urls
@@ -46,8 +47,11 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/agent/v1/", include("controlplane.agentapi.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("admin/", admin.site.urls),
+    # The public API's schema and its browser are public (docs/security.md); the split view
+    # serves Swagger UI's start-up script as a file, so the page needs no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Off in production unless enabled (core/adminsite.py); a 404 like any unknown path.
+    *([path("admin/", admin.site.urls)] if settings.LAKEPLANE_ADMIN_ENABLED else []),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("controlplane.tenancy.urls")),
 ]

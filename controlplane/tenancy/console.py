@@ -10,6 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from controlplane.core import ratelimit
+from controlplane.core.audit import client_ip
+
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
 <h1>Lakeplane console</h1>
 <p>The console has not been built. Run <code>make frontend</code> (or <code>make run</code>).</p>
@@ -35,6 +38,13 @@ def console_index(request: HttpRequest) -> HttpResponse:
 
 
 def login_view(request: HttpRequest) -> HttpResponseBase:
+    if request.method == "POST":
+        # Every password attempt counts, by client address and by the email tried.
+        email = str(request.POST.get("username", "")).strip().lower()
+        try:
+            ratelimit.check(ratelimit.SIGN_IN, f"ip:{client_ip(request)}", f"email:{email}")
+        except ratelimit.RateLimited as limited:
+            return limited.response()
     return auth_views.LoginView.as_view(
         template_name="registration/login.html",
         redirect_authenticated_user=True,
