@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "controlplane.core.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "controlplane.core.headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -388,6 +389,25 @@ CSRF_COOKIE_HTTPONLY = False  # the console reads it to send X-CSRFToken
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Everything from this origin and nothing inline: the console's build, the sign-in page and
+# Swagger UI load their scripts and styles as files (docs/security.md "Security headers").
+LAKEPLANE_CONTENT_SECURITY_POLICY = env.str(
+    "LAKEPLANE_CONTENT_SECURITY_POLICY",
+    default="; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+)
 # Trust X-Forwarded-For for audit source IPs (and rate-limit keys) only behind a known proxy.
 LAKEPLANE_TRUSTED_PROXY_COUNT = env.int("LAKEPLANE_TRUSTED_PROXY_COUNT", default=0)
 # /admin/ is routed only when enabled (production: off unless LAKEPLANE_ADMIN_ENABLED=true);
