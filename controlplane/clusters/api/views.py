@@ -17,7 +17,7 @@ from controlplane.clusters.api import serializers as s
 from controlplane.clusters.models import Cluster, ScalingEvent
 from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.models import Operation
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
