@@ -15,6 +15,7 @@ from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.core.metrics import metrics
+from controlplane.sso.api.urls import org_urlpatterns as sso_org_urls
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
@@ -28,6 +29,7 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cache_org_urls,
     *catalog_org_urls,
     *billing_org_urls,
+    *sso_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -58,6 +60,8 @@ urlpatterns = [
     # Off in production unless enabled (core/adminsite.py); a 404 like any unknown path.
     *([path("admin/", admin.site.urls)] if settings.LAKEPLANE_ADMIN_ENABLED else []),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("sso/", include("controlplane.sso.urls")),
+    path("scim/v2/", include("controlplane.sso.scim_urls")),
     path("", include("controlplane.tenancy.urls")),
 ]
 

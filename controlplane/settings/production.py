@@ -41,6 +41,7 @@ if f":{EMULATOR_ACCOUNT_ID}:" in LAKEPLANE_VENDOR_PRINCIPAL:
     )
 
 DEBUG = False
+LAKEPLANE_SSO_ALLOW_LOOPBACK_HTTP = False
 LAKEPLANE_MODE = "production"
 
 # The admin is for Lakeplane's staff: off unless enabled, and then over single sign-on only.
