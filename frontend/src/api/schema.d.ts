@@ -72,6 +72,60 @@ export interface paths {
         patch: operations["orgs_partial_update"];
         trace?: never;
     };
+    "/api/v1/orgs/{org}/access-rule-sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_list"];
+        put?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        post: operations["orgs_access_rule_sets_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        delete: operations["orgs_access_rule_sets_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        patch: operations["orgs_access_rule_sets_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Dry run: may this user (with these groups) do this on this table, and which rule decides. The same evaluation the engines' rendered rules make. */
+        post: operations["orgs_access_rule_sets_check_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/audit-events": {
         parameters: {
             query?: never;
@@ -410,6 +464,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters/{id}/scaling-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every change of the worker count, newest first: who or what decided it, and why. */
+        get: operations["orgs_clusters_scaling_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/clusters/{id}/start": {
         parameters: {
             query?: never;
@@ -604,6 +675,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/scim-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_list"];
+        put?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        post: operations["orgs_scim_tokens_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/scim-tokens/{scim_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        delete: operations["orgs_scim_tokens_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        get: operations["orgs_sso_retrieve"];
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        put: operations["orgs_sso_update"];
+        post?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        delete: operations["orgs_sso_destroy"];
+        options?: never;
+        head?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        patch: operations["orgs_sso_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_list"];
+        put?: never;
+        post: operations["orgs_sso_domains_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_domains_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_sso_domains_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_list"];
+        put?: never;
+        post: operations["orgs_sso_group_mappings_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings/{gmap_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_group_mappings_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_sso_group_mappings_partial_update"];
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/tokens": {
         parameters: {
             query?: never;
@@ -656,6 +863,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description * `read` - read
+         *     * `write` - write
+         *     * `ownership` - ownership
+         * @enum {string}
+         */
+        AccessPrivilegeEnum: "read" | "write" | "ownership";
         Agent: {
             status: string;
             version: string;
@@ -673,6 +887,31 @@ export interface components {
             readonly source_ip: string | null;
             /** Format: date-time */
             readonly created_at: string;
+        };
+        Autoscaling: {
+            enabled: boolean;
+            min_count: number;
+            max_count: number;
+            target_queued: number;
+            target_cpu_percent: number;
+            scale_out_window_seconds: number;
+            scale_in_idle_minutes: number;
+            scale_out_step: number;
+            scale_in_step: number;
+            cooldown_seconds: number;
+        };
+        /** @description Every field optional: a POST takes the defaults, a PATCH changes only what it names. */
+        AutoscalingInputRequest: {
+            enabled?: boolean;
+            min_count?: number;
+            max_count?: number;
+            target_queued?: number;
+            target_cpu_percent?: number;
+            scale_out_window_seconds?: number;
+            scale_in_idle_minutes?: number;
+            scale_out_step?: number;
+            scale_in_step?: number;
+            cooldown_seconds?: number;
         };
         /**
          * @description * `2` - 2
@@ -697,6 +936,8 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
+        /** @enum {unknown} */
+        BlankEnum: "";
         Cache: {
             readonly id: string;
             readonly name: string;
@@ -827,6 +1068,19 @@ export interface components {
             ok: boolean;
             detail: string;
         };
+        CheckAnswer: {
+            allowed: boolean;
+            /** @description 1-based; null: no rule matched */
+            rule: number | null;
+            reason: string;
+        };
+        CheckInputRequest: {
+            user: string;
+            groups?: string[];
+            /** @description catalog.schema.table */
+            table: string;
+            privilege: components["schemas"]["AccessPrivilegeEnum"];
+        };
         CloudAccount: {
             readonly id: string;
             readonly name: string;
@@ -874,6 +1128,7 @@ export interface components {
             readonly catalogs: string[];
             readonly cache: string | null;
             readonly auto_suspend_minutes: number | null;
+            readonly autoscaling: components["schemas"]["Autoscaling"];
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
             readonly node_group: string;
@@ -893,6 +1148,7 @@ export interface components {
             catalogs?: string[];
             cache?: string | null;
             auto_suspend_minutes?: number | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         /**
          * @description * `provisioning` - Provisioning
@@ -1011,6 +1267,12 @@ export interface components {
         CoordinatorInputRequest: {
             instance_type: string;
         };
+        /**
+         * @description * `allow` - allow
+         *     * `deny` - deny
+         * @enum {string}
+         */
+        EffectEnum: "allow" | "deny";
         /**
          * @description * `private` - Private
          *     * `public_and_private` - Public And Private
@@ -1144,6 +1406,7 @@ export interface components {
             /** Format: int64 */
             quantity: number;
             status?: components["schemas"]["MeteringRecordStatusEnum"];
+            /** Format: int64 */
             attempts?: number;
             metering_record_id?: string;
             reason?: string;
@@ -1310,6 +1573,41 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedRuleSetList: {
+            results: components["schemas"]["RuleSet"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedScalingEventList: {
+            results: components["schemas"]["ScalingEvent"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedScimTokenList: {
+            results: components["schemas"]["ScimToken"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoDomainList: {
+            results: components["schemas"]["SsoDomain"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoGroupMappingList: {
+            results: components["schemas"]["SsoGroupMapping"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedTokenList: {
             results: components["schemas"]["Token"][];
             /** Format: uri */
@@ -1366,6 +1664,7 @@ export interface components {
             catalogs?: string[];
             /** @description A cache id, or null to detach. */
             cache?: string | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         PatchedComputePlaneUpdateRequest: {
             name?: string;
@@ -1388,6 +1687,36 @@ export interface components {
             name?: string;
             /** @description Owners only; audited. Off: every token expires. */
             allow_non_expiring_tokens?: boolean;
+        };
+        PatchedRuleSetUpdateInputRequest: {
+            name?: string;
+            rules?: unknown;
+            clusters?: string[];
+        };
+        PatchedSsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer?: string;
+            client_id?: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret?: string;
+            token_endpoint_auth_method?: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes?: string;
+            group_claim?: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role?: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso?: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner?: string | null;
+        };
+        PatchedSsoGroupMappingUpdateRequest: {
+            role?: components["schemas"]["RoleEnum"];
         };
         Plan: {
             plan: {
@@ -1430,6 +1759,140 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        /** @description One rule: who (users, groups; neither = everyone), which tables, what it allows. */
+        Rule: {
+            /** @default allow */
+            effect: components["schemas"]["EffectEnum"];
+            users?: string[];
+            groups?: string[];
+            /** @description catalog.schema.table, each part a name or * */
+            table: string;
+            privileges?: components["schemas"]["AccessPrivilegeEnum"][];
+        };
+        RuleSet: {
+            readonly id: string;
+            name: string;
+            rules: components["schemas"]["Rule"][];
+            readonly clusters: string[];
+            /** Format: int64 */
+            version?: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        RuleSetInputRequest: {
+            name: string;
+            rules: unknown;
+            clusters?: string[];
+        };
+        ScalingEvent: {
+            readonly id: string;
+            /** Format: date-time */
+            readonly at: string;
+            to: number;
+            readonly reason: string;
+            readonly detail: string;
+            readonly source: components["schemas"]["SourceEnum"];
+            readonly actor: {
+                [key: string]: string | null;
+            };
+            from: number;
+        };
+        ScimToken: {
+            readonly id: string;
+            name: string;
+            readonly prefix: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly revoked_at: string | null;
+            /** Format: date-time */
+            readonly last_used_at: string | null;
+        };
+        ScimTokenRequest: {
+            name: string;
+        };
+        /**
+         * @description * `autoscaler` - Autoscaler
+         *     * `schedule` - Schedule
+         *     * `user` - User
+         * @enum {string}
+         */
+        SourceEnum: "autoscaler" | "schedule" | "user";
+        SsoConnection: {
+            readonly id: string;
+            /** Format: uri */
+            readonly issuer: string;
+            readonly client_id: string;
+            readonly client_secret_set: boolean;
+            readonly token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            readonly scopes: string;
+            readonly group_claim: string;
+            readonly default_role: components["schemas"]["RoleEnum"];
+            require_sso: boolean;
+            break_glass_owner: string | null;
+            readonly endpoints: {
+                [key: string]: string;
+            };
+            readonly login_url: string;
+            /** @description What to register at the provider as this client's redirect URI. */
+            readonly redirect_uri: string;
+            /** Format: date-time */
+            readonly discovered_at: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        SsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer: string;
+            client_id: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret: string;
+            token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes: string;
+            group_claim: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner: string | null;
+        };
+        SsoDomain: {
+            readonly id: string;
+            domain: string;
+            readonly status: string;
+            readonly verification: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            readonly verified_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoDomainCreateRequest: {
+            domain: string;
+        };
+        SsoGroupMapping: {
+            readonly id: string;
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoGroupMappingRequest: {
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+        };
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -1463,6 +1926,12 @@ export interface components {
              */
             expires_in_days: number | null;
         };
+        /**
+         * @description * `client_secret_basic` - HTTP Basic
+         *     * `client_secret_post` - Form body
+         * @enum {string}
+         */
+        TokenEndpointAuthMethodEnum: "client_secret_basic" | "client_secret_post";
         User: {
             readonly id: string;
             /** Format: email */
@@ -1753,6 +2222,192 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRuleSetList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleSetInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRuleSetUpdateInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_check_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckAnswer"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2805,6 +3460,38 @@ export interface operations {
             422: components["responses"]["InvalidInput"];
         };
     };
+    orgs_clusters_scaling_events_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScalingEventList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
     orgs_clusters_start_create: {
         parameters: {
             query?: never;
@@ -3428,6 +4115,538 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScimTokenList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScimTokenRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    orgs_sso_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    orgs_sso_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoDomainList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoDomainCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoGroupMappingList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoGroupMappingRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoGroupMappingUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidInput"];
         };
     };
