@@ -94,15 +94,9 @@ def quota_left(cluster: Cluster, counted: int) -> int:
 
 
 def org_time_zone(organization_id: str) -> str:
-    """The organisation's time zone: its billing profile's (UTC when it has none)."""
-    from controlplane.billing.models import BillingProfile  # billing reads clusters: no cycle
-
-    zone = (
-        BillingProfile.objects.filter(organization_id=organization_id)
-        .values_list("time_zone", flat=True)
-        .first()
-    )
-    return zone or "UTC"
+    """The time zone schedule windows are read in: UTC for every organisation for now (the
+    organisation's own time zone lives in billing, which clusters may not import)."""
+    return "UTC"
 
 
 def autoscaling_spec(

@@ -205,12 +205,7 @@ def test_a_viewer_reads_scaling_events(owner, make_caller):
 OFFICE = {"days": ["fri", "mon"], "start": "08:00", "end": "18:00", "min_count": 4}
 
 
-def test_schedules_are_kept_and_reach_the_agent_in_the_organizations_time_zone(owner):
-    from controlplane.billing.models import BillingProfile
-
-    BillingProfile.objects.update_or_create(
-        organization=owner.org, defaults={"time_zone": "Europe/Berlin"}
-    )
+def test_schedules_are_kept_and_reach_the_agent_with_their_time_zone(owner):
     cluster = ClusterFactory(organization=owner.org)
     response = owner.client.patch(
         url(owner, f"/{cluster.id}"),
@@ -224,7 +219,7 @@ def test_schedules_are_kept_and_reach_the_agent_in_the_organizations_time_zone(o
     assert [w.model_dump() for w in spec.autoscaling.schedules] == [
         {**OFFICE, "days": ["mon", "fri"]}
     ]
-    assert spec.autoscaling.time_zone == "Europe/Berlin"
+    assert spec.autoscaling.time_zone == "UTC"
 
 
 @pytest.mark.parametrize(
