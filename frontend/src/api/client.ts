@@ -71,3 +71,36 @@ export async function signOut(): Promise<void> {
     throw new ApiError(response.status, null);
   }
 }
+
+export type ComputePlane = components["schemas"]["ComputePlane"];
+export type Finding = components["schemas"]["Finding"];
+
+// One page is enough for a console list today (the API caps a page at 100); the list says when
+// there are more.
+export interface Page<T> {
+  results: T[];
+  more: boolean;
+}
+
+export async function fetchComputePlanes(org: string): Promise<Page<ComputePlane>> {
+  const page = await unwrap(
+    api.GET("/api/v1/orgs/{org}/compute-planes", { params: { path: { org }, query: { limit: 100 } } }),
+  );
+  return { results: page.results, more: page.next !== null };
+}
+
+export function fetchComputePlane(org: string, id: string): Promise<ComputePlane> {
+  return unwrap(api.GET("/api/v1/orgs/{org}/compute-planes/{id}", { params: { path: { org, id } } }));
+}
+
+export function repairComputePlane(org: string, id: string): Promise<ComputePlane> {
+  return unwrap(api.POST("/api/v1/orgs/{org}/compute-planes/{id}/repair", { params: { path: { org, id } } }));
+}
+
+export function fetchOperation(org: string, id: string): Promise<Operation> {
+  return unwrap(api.GET("/api/v1/orgs/{org}/operations/{id}", { params: { path: { org, id } } }));
+}
+
+export function retryOperation(org: string, id: string): Promise<Operation> {
+  return unwrap(api.POST("/api/v1/orgs/{org}/operations/{id}/retry", { params: { path: { org, id } } }));
+}

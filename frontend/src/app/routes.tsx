@@ -1,5 +1,6 @@
 import type { RouteObject } from "react-router";
 
+import { ComputePlanePage, ComputePlanesPage } from "../pages/ComputePlanes";
 import { Overview } from "../pages/Overview";
 import { SectionPage } from "../pages/SectionPage";
 import { AppFrame, type Crumb, Home, OrgLayout } from "./Layout";
@@ -12,7 +13,12 @@ const crumb = (label: string | ((p: Record<string, string | undefined>) => strin
 });
 
 // Screens that exist; every other section shows what it will be and where the API has it.
-const BUILT: Record<string, RouteObject[]> = {};
+const BUILT: Record<string, RouteObject[]> = {
+  "compute-planes": [
+    { index: true, element: <ComputePlanesPage /> },
+    { path: ":id", element: <ComputePlanePage />, handle: crumb((p) => p.id ?? "") },
+  ],
+};
 
 export const routes: RouteObject[] = [
   {
