@@ -75,9 +75,17 @@ def test_degraded_plane_shows_findings_and_repair_runs_from_the_console(
     }
     stderr_file = tmp_path / "stderr.txt"
     lines: list[str] = []
-    with stderr_file.open("w") as stderr, subprocess.Popen(
-        [node, str(SCRIPT)], cwd=FRONTEND, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
-    ) as browser:
+    with (
+        stderr_file.open("w") as stderr,
+        subprocess.Popen(
+            [node, str(SCRIPT)],
+            cwd=FRONTEND,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as browser,
+    ):
         assert browser.stdout is not None
         try:
             for line in browser.stdout:
@@ -99,5 +107,9 @@ def test_degraded_plane_shows_findings_and_repair_runs_from_the_console(
     assert "compute-planes e2e: all checks passed" in output, output
     ready_plane.refresh_from_db()
     assert (ready_plane.status, ready_plane.findings) == ("ready", [])
-    for png in ("compute-plane-degraded.png", "compute-plane-repairing.png", "compute-plane-repaired.png"):
+    for png in (
+        "compute-plane-degraded.png",
+        "compute-plane-repairing.png",
+        "compute-plane-repaired.png",
+    ):
         assert (artifacts / png).stat().st_size > 0
