@@ -6,13 +6,12 @@
 //   LAKEPLANE_E2E_ORG        the org's slug
 //   LAKEPLANE_E2E_PLANE      JSON {"id", "name", "finding"}: a degraded plane and one finding's sentence
 //
-// Talks to the pytest driver on stdout: after the repair has started it prints
-// "REPAIR_STARTED <operation id>" and waits for the plane to become ready (the driver runs the
-// operation meanwhile).
+// Asks the driver: "drive <operation id>" once the repair has started (the driver delivers its
+// steps; the page follows them without a reload).
 
 import assert from "node:assert/strict";
 
-import { inBrowser, required, signIn, step } from "./lib.mjs";
+import { ask, inBrowser, required, signIn, step } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const email = required("LAKEPLANE_E2E_EMAIL");
@@ -50,10 +49,10 @@ await inBrowser("compute-planes e2e", artifacts, async (page, shot) => {
   await progress.getByText("computeplane.repair").waitFor();
   await page.getByRole("heading", { level: 1, name: plane.name }).getByTestId("status").filter({ hasText: "updating" }).waitFor();
   assert.equal(await page.getByRole("button", { name: "Repair" }).count(), 0, "no second repair while one runs");
-  const opId = (await progress.locator("code").first().textContent()).trim();
+  const opId = (await progress.getByTestId("operation-id").textContent()).trim();
   assert.match(opId, /^op_/);
   await shot("compute-plane-repairing.png");
-  console.log(`REPAIR_STARTED ${opId}`);
+  assert.equal(await ask("drive", opId), "succeeded");
 
   step("without a reload, the page follows the operation to the end and the plane is ready");
   await progress

@@ -2,6 +2,7 @@
 // the rule that the console's own pages log no errors.
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -68,6 +69,7 @@ export async function inBrowser(name, artifacts, body) {
     }
     process.exitCode = 1;
   } finally {
+    lines?.close();
     await context?.close();
     rmSync(userDataDir, { recursive: true, force: true });
   }
@@ -80,4 +82,20 @@ export async function signIn(page, baseUrl, email, password, next = "/") {
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByTestId("user-email").filter({ hasText: email }).waitFor();
+}
+
+// Made on the first question and closed when the run ends, so an open stdin keeps no script alive.
+let lines = null;
+let answers = null;
+
+/** Asks the pytest driver (tests/e2e/browser.py) for something only the server side can do. */
+export async function ask(...words) {
+  if (!answers) {
+    lines = createInterface({ input: process.stdin });
+    answers = lines[Symbol.asyncIterator]();
+  }
+  console.log(`ASK ${words.join(" ")}`);
+  const { value, done } = await answers.next();
+  if (done) throw new Error(`no answer to: ${words.join(" ")}`);
+  return value.trim();
 }

@@ -6,8 +6,6 @@ the page until the plane is ready again."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,12 +21,10 @@ from tests.clusters.conftest import (  # noqa: F401  fixtures
     verified_account,
 )
 from tests.drift.conftest import delete_vpc, drift_checks, eager_celery_tasks  # noqa: F401
-from tests.e2e.test_console_browser import FRONTEND, PASSWORD, _require_toolchain
+from tests.e2e.browser import run_browser_script
+from tests.e2e.test_console_browser import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-SCRIPT = FRONTEND / "e2e" / "compute-planes.e2e.mjs"
-BROWSER_RUN_TIMEOUT_S = 240
 
 
 def test_degraded_plane_shows_findings_and_repair_runs_from_the_console(
@@ -41,7 +37,6 @@ def test_degraded_plane_shows_findings_and_repair_runs_from_the_console(
     sim_agent: SimulatedAgent,  # noqa: F811
     drift_checks,  # noqa: F811
 ) -> None:
-    node = _require_toolchain()
     owner.user.set_password(PASSWORD)
     owner.user.save()
 
@@ -61,50 +56,26 @@ def test_degraded_plane_shows_findings_and_repair_runs_from_the_console(
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
 
-    artifacts = Path(os.environ.get("LAKEPLANE_E2E_ARTIFACTS", tmp_path / "artifacts"))
-    env = {
-        **os.environ,
-        "LAKEPLANE_BASE_URL": live_server.url,
-        "LAKEPLANE_E2E_EMAIL": owner.user.email,
-        "LAKEPLANE_E2E_PASSWORD": PASSWORD,
-        "LAKEPLANE_E2E_ORG": owner.org.slug,
-        "LAKEPLANE_E2E_PLANE": json.dumps(
-            {"id": ready_plane.id, "name": ready_plane.name, "finding": finding}
-        ),
-        "LAKEPLANE_E2E_ARTIFACTS": str(artifacts),
-    }
-    stderr_file = tmp_path / "stderr.txt"
-    lines: list[str] = []
-    with (
-        stderr_file.open("w") as stderr,
-        subprocess.Popen(
-            [node, str(SCRIPT)],
-            cwd=FRONTEND,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        ) as browser,
-    ):
-        assert browser.stdout is not None
-        try:
-            for line in browser.stdout:
-                lines.append(line)
-                if line.startswith("REPAIR_STARTED "):
-                    op_id = line.split()[1]
-                    operation = Operation.objects.get(pk=op_id)
-                    assert (operation.kind, operation.target_id) == (
-                        "computeplane.repair",
-                        ready_plane.id,
-                    )
-                    assert drive(op_id, sim_agent).operation.status == "succeeded"
-            browser.wait(timeout=BROWSER_RUN_TIMEOUT_S)
-        finally:
-            if browser.poll() is None:
-                browser.kill()
-    output = f"--- stdout ---\n{''.join(lines)}\n--- stderr ---\n{stderr_file.read_text()}"
-    assert browser.returncode == 0, f"browser run failed (exit {browser.returncode})\n{output}"
-    assert "compute-planes e2e: all checks passed" in output, output
+    def deliver(words: list[str]) -> str:
+        assert words[0] == "drive"
+        operation = Operation.objects.get(pk=words[1])
+        assert (operation.kind, operation.target_id) == ("computeplane.repair", ready_plane.id)
+        return drive(operation.id, sim_agent).operation.status
+
+    artifacts = run_browser_script(
+        "compute-planes.e2e.mjs",
+        live_server,
+        tmp_path,
+        {
+            "LAKEPLANE_E2E_EMAIL": owner.user.email,
+            "LAKEPLANE_E2E_PASSWORD": PASSWORD,
+            "LAKEPLANE_E2E_ORG": owner.org.slug,
+            "LAKEPLANE_E2E_PLANE": json.dumps(
+                {"id": ready_plane.id, "name": ready_plane.name, "finding": finding}
+            ),
+        },
+        deliver,
+    )
     ready_plane.refresh_from_db()
     assert (ready_plane.status, ready_plane.findings) == ("ready", [])
     for png in (

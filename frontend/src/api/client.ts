@@ -104,3 +104,73 @@ export function fetchOperation(org: string, id: string): Promise<Operation> {
 export function retryOperation(org: string, id: string): Promise<Operation> {
   return unwrap(api.POST("/api/v1/orgs/{org}/operations/{id}/retry", { params: { path: { org, id } } }));
 }
+
+export type Cluster = components["schemas"]["Cluster"];
+
+export async function fetchClusters(org: string): Promise<Page<Cluster>> {
+  const page = await unwrap(
+    api.GET("/api/v1/orgs/{org}/clusters", { params: { path: { org }, query: { limit: 100 } } }),
+  );
+  return { results: page.results, more: page.next !== null };
+}
+
+export function fetchCluster(org: string, id: string): Promise<Cluster> {
+  return unwrap(api.GET("/api/v1/orgs/{org}/clusters/{id}", { params: { path: { org, id } } }));
+}
+
+export function resizeCluster(org: string, id: string, workers: number): Promise<Cluster> {
+  return unwrap(
+    api.POST("/api/v1/orgs/{org}/clusters/{id}/resize", { params: { path: { org, id } }, body: { workers } }),
+  );
+}
+
+export type ClusterAction = "start" | "stop" | "restart";
+
+export function clusterAction(org: string, id: string, action: ClusterAction): Promise<Cluster> {
+  const params = { params: { path: { org, id } } };
+  switch (action) {
+    case "start":
+      return unwrap(api.POST("/api/v1/orgs/{org}/clusters/{id}/start", params));
+    case "stop":
+      return unwrap(api.POST("/api/v1/orgs/{org}/clusters/{id}/stop", params));
+    case "restart":
+      return unwrap(api.POST("/api/v1/orgs/{org}/clusters/{id}/restart", params));
+  }
+}
+
+export function deleteCluster(org: string, id: string): Promise<Cluster> {
+  return unwrap(api.DELETE("/api/v1/orgs/{org}/clusters/{id}", { params: { path: { org, id } } }));
+}
+
+export type CloudAccount = components["schemas"]["CloudAccount"];
+export type TerraformOnboarding = components["schemas"]["TerraformOnboarding"];
+
+export async function fetchCloudAccounts(org: string): Promise<Page<CloudAccount>> {
+  const page = await unwrap(
+    api.GET("/api/v1/orgs/{org}/cloud-accounts", { params: { path: { org }, query: { limit: 100 } } }),
+  );
+  return { results: page.results, more: page.next !== null };
+}
+
+export function fetchCloudAccount(org: string, id: string): Promise<CloudAccount> {
+  return unwrap(api.GET("/api/v1/orgs/{org}/cloud-accounts/{id}", { params: { path: { org, id } } }));
+}
+
+export function createCloudAccount(org: string, body: { name: string; aws_account_id: string }): Promise<CloudAccount> {
+  return unwrap(api.POST("/api/v1/orgs/{org}/cloud-accounts", { params: { path: { org } }, body }));
+}
+
+export function fetchTerraformOnboarding(org: string, id: string): Promise<TerraformOnboarding> {
+  return unwrap(
+    api.GET("/api/v1/orgs/{org}/cloud-accounts/{id}/onboarding/terraform", { params: { path: { org, id } } }),
+  );
+}
+
+export function verifyCloudAccount(org: string, id: string, roleArn: string): Promise<CloudAccount> {
+  return unwrap(
+    api.POST("/api/v1/orgs/{org}/cloud-accounts/{id}/verify", {
+      params: { path: { org, id } },
+      body: { role_arn: roleArn },
+    }),
+  );
+}

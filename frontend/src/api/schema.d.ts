@@ -1436,6 +1436,18 @@ export interface components {
          * @enum {string}
          */
         StepStatusEnum: "pending" | "running" | "succeeded" | "failed" | "skipped";
+        /**
+         * @description ``GET …/onboarding/terraform``: the customer-role module's inputs, as tfvars and as a
+         *     module call (the console shows the module call with a copy button).
+         */
+        TerraformOnboarding: {
+            module_source: string;
+            variables: {
+                [key: string]: string;
+            };
+            tfvars: string;
+            module_call: string;
+        };
         Token: {
             readonly id: string;
             readonly name: string;
@@ -2238,12 +2250,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Terraform module call and tfvars */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TerraformOnboarding"];
+                };
             };
         };
     };

@@ -1,5 +1,7 @@
 import type { RouteObject } from "react-router";
 
+import { CloudAccountPage, CloudAccountsPage, NewCloudAccountPage } from "../pages/CloudAccounts";
+import { ClusterPage, ClustersPage } from "../pages/Clusters";
 import { ComputePlanePage, ComputePlanesPage } from "../pages/ComputePlanes";
 import { Overview } from "../pages/Overview";
 import { SectionPage } from "../pages/SectionPage";
@@ -14,6 +16,15 @@ const crumb = (label: string | ((p: Record<string, string | undefined>) => strin
 
 // Screens that exist; every other section shows what it will be and where the API has it.
 const BUILT: Record<string, RouteObject[]> = {
+  "cloud-accounts": [
+    { index: true, element: <CloudAccountsPage /> },
+    { path: "new", element: <NewCloudAccountPage />, handle: crumb("Connect") },
+    { path: ":id", element: <CloudAccountPage />, handle: crumb((p) => p.id ?? "") },
+  ],
+  clusters: [
+    { index: true, element: <ClustersPage /> },
+    { path: ":id", element: <ClusterPage />, handle: crumb((p) => p.id ?? "") },
+  ],
   "compute-planes": [
     { index: true, element: <ComputePlanesPage /> },
     { path: ":id", element: <ComputePlanePage />, handle: crumb((p) => p.id ?? "") },

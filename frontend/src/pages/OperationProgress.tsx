@@ -65,7 +65,7 @@ export function OperationProgress({ org, operationId, canRetry, onFinished }: Pr
       </h2>
       <p>
         <progress max={100} value={data.progress} aria-label={`Progress ${data.progress}%`} /> {data.progress}%{" "}
-        <code className="muted">{data.id}</code>
+        <code className="muted" data-testid="operation-id">{data.id}</code>
       </p>
       <ol className="steps">
         {data.steps.map((step) => (
