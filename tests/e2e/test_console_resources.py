@@ -5,10 +5,12 @@ while the page follows them."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from pytest_django.live_server_helper import LiveServer
 
 from controlplane.cloudaccounts.aws import reset_aws_clients
@@ -132,3 +134,21 @@ def test_cluster_page_resizes_stops_and_guards_delete(
     assert (cluster.status, cluster.workers_desired) == ("stopped", 4)
     for png in ("cluster-resized.png", "cluster-delete-confirm.png", "cluster-viewer.png"):
         assert (artifacts / png).stat().st_size > 0
+
+
+def test_billing_tokens_and_audit_log(live_server: LiveServer, tmp_path: Path, owner) -> None:
+    # This month so far, generated through the real rollups (what `make run` users replay).
+    call_command("billing_replay_month", org=owner.org.slug, stdout=io.StringIO())
+    _with_password(owner.user)
+    artifacts = run_browser_script(
+        "team-billing.e2e.mjs",
+        live_server,
+        tmp_path,
+        {
+            "LAKEPLANE_E2E_EMAIL": owner.user.email,
+            "LAKEPLANE_E2E_PASSWORD": PASSWORD,
+            "LAKEPLANE_E2E_ORG": owner.org.slug,
+        },
+    )
+    assert (artifacts / "statement.csv").read_text().startswith("date,cluster_id,")
+    assert (artifacts / "billing.png").stat().st_size > 0

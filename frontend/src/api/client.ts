@@ -174,3 +174,75 @@ export function verifyCloudAccount(org: string, id: string, roleArn: string): Pr
     }),
   );
 }
+
+export type Member = components["schemas"]["Member"];
+export type Token = components["schemas"]["Token"];
+export type IssuedToken = components["schemas"]["IssuedToken"];
+export type Role = components["schemas"]["RoleEnum"];
+export type AuditEvent = components["schemas"]["AuditEvent"];
+
+export async function fetchMembers(org: string): Promise<Page<Member>> {
+  const page = await unwrap(api.GET("/api/v1/orgs/{org}/members", { params: { path: { org }, query: { limit: 100 } } }));
+  return { results: page.results, more: page.next !== null };
+}
+
+export async function fetchTokens(org: string): Promise<Page<Token>> {
+  const page = await unwrap(api.GET("/api/v1/orgs/{org}/tokens", { params: { path: { org }, query: { limit: 100 } } }));
+  return { results: page.results, more: page.next !== null };
+}
+
+export function createToken(
+  org: string,
+  body: { name: string; role: Role; expires_in_days: number | null },
+): Promise<IssuedToken> {
+  return unwrap(api.POST("/api/v1/orgs/{org}/tokens", { params: { path: { org } }, body }));
+}
+
+export async function revokeToken(org: string, id: string): Promise<void> {
+  await unwrap(api.DELETE("/api/v1/orgs/{org}/tokens/{id}", { params: { path: { org, id } } }));
+}
+
+export async function fetchAuditEvents(org: string): Promise<Page<AuditEvent>> {
+  const page = await unwrap(
+    api.GET("/api/v1/orgs/{org}/audit-events", { params: { path: { org }, query: { limit: 100 } } }),
+  );
+  return { results: page.results, more: page.next !== null };
+}
+
+// The statement's JSON has no schema in the API (billing/documents.py as_json builds it); this
+// is the part the console reads. Amounts are absent for roles that may not read money.
+export interface StatementLine {
+  cluster: { id: string; name: string };
+  instance_type: string;
+  role: string;
+  purchase_option: string;
+  node_hours: string;
+  compute_unit_hours: string;
+  amount_cents?: number;
+}
+
+export interface Statement {
+  month: string;
+  time_zone: string;
+  status: "final" | "month_to_date";
+  as_of: string;
+  currency: string;
+  lines: StatementLine[];
+  subtotal_cents?: number;
+  discount?: { percent: string; cents: number };
+  credits_cents?: number;
+  total_cents?: number;
+  forecast_total_cents?: number | null;
+  aws_estimate_cents?: number;
+}
+
+export async function fetchStatement(org: string, month: string): Promise<Statement> {
+  const body = await unwrap(
+    api.GET("/api/v1/orgs/{org}/billing/statements/{month}", { params: { path: { org, month } } }),
+  );
+  return body as unknown as Statement;
+}
+
+export function statementDownloadUrl(org: string, month: string, format: "csv" | "pdf"): string {
+  return `/api/v1/orgs/${encodeURIComponent(org)}/billing/statements/${month}.${format}`;
+}

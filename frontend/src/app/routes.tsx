@@ -3,7 +3,9 @@ import type { RouteObject } from "react-router";
 import { CloudAccountPage, CloudAccountsPage, NewCloudAccountPage } from "../pages/CloudAccounts";
 import { ClusterPage, ClustersPage } from "../pages/Clusters";
 import { ComputePlanePage, ComputePlanesPage } from "../pages/ComputePlanes";
+import { BillingPage } from "../pages/Billing";
 import { Overview } from "../pages/Overview";
+import { AuditLogPage, MembersPage } from "../pages/Team";
 import { SectionPage } from "../pages/SectionPage";
 import { AppFrame, type Crumb, Home, OrgLayout } from "./Layout";
 import { NotFound } from "./NotFound";
@@ -25,6 +27,9 @@ const BUILT: Record<string, RouteObject[]> = {
     { index: true, element: <ClustersPage /> },
     { path: ":id", element: <ClusterPage />, handle: crumb((p) => p.id ?? "") },
   ],
+  billing: [{ index: true, element: <BillingPage /> }],
+  members: [{ index: true, element: <MembersPage /> }],
+  "audit-events": [{ index: true, element: <AuditLogPage /> }],
   "compute-planes": [
     { index: true, element: <ComputePlanesPage /> },
     { path: ":id", element: <ComputePlanePage />, handle: crumb((p) => p.id ?? "") },
