@@ -5,7 +5,8 @@
 // Environment: LAKEPLANE_BASE_URL, LAKEPLANE_E2E_ARTIFACTS, CHROMIUM_PATH,
 //   LAKEPLANE_E2E_EMAIL / _PASSWORD (an owner), LAKEPLANE_E2E_VIEWER_EMAIL (same password),
 //   LAKEPLANE_E2E_ORG, LAKEPLANE_E2E_CLUSTER (JSON {"id", "name", "workers", "max"}),
-//   LAKEPLANE_E2E_FOREIGN_CLUSTER (a path to another org's cluster).
+//   LAKEPLANE_E2E_FOREIGN_CLUSTER (a path to another org's cluster), LAKEPLANE_E2E_CATALOG (a
+//   catalog's name, attached to the cluster on the way).
 // Asks the driver: "drive <operation id>" → the operation's final status.
 
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ const password = required("LAKEPLANE_E2E_PASSWORD");
 const org = required("LAKEPLANE_E2E_ORG");
 const cluster = JSON.parse(required("LAKEPLANE_E2E_CLUSTER"));
 const artifacts = required("LAKEPLANE_E2E_ARTIFACTS");
+const catalog = required("LAKEPLANE_E2E_CATALOG");
 
 async function runOperation(page, kind) {
   const progress = page.getByRole("region", { name: "Operation progress" });
@@ -56,6 +58,20 @@ await inBrowser("clusters e2e", artifacts, async (page, shot) => {
   await runOperation(page, "cluster.resize");
   await page.getByTestId("workers-ready").filter({ hasText: `${target}/${target}` }).waitFor();
   await shot("cluster-resized.png");
+
+  step("a catalog is attached to the cluster from the catalog's page, with its propagation shown");
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Catalogs" }).click();
+  await page.getByRole("link", { name: catalog }).click();
+  await page.getByText("Not attached to any cluster.").waitFor();
+  await page.getByLabel("Cluster", { exact: true }).selectOption({ label: cluster.name });
+  await page.getByRole("button", { name: "Attach" }).click();
+  const propagation = page.getByRole("row").filter({ hasText: cluster.id });
+  await propagation.getByTestId("status").waitFor();
+  await page.getByRole("button", { name: `Detach from ${cluster.name}` }).waitFor();
+  await shot("catalog-attached.png");
+  await page.goBack();
+  await page.goBack();
+  await page.waitForURL(`${baseUrl}/orgs/${org}/clusters/${cluster.id}`);
 
   step("stop runs to stopped, and Start is offered");
   await page.getByRole("region", { name: "Actions" }).getByRole("button", { name: "Stop" }).click();

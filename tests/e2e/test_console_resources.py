@@ -30,7 +30,13 @@ from tests.clusters.test_cluster_lifecycle import body
 from tests.drift.conftest import eager_celery_tasks  # noqa: F401
 from tests.e2e.browser import run_browser_script
 from tests.e2e.test_console_browser import PASSWORD
-from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    CatalogFactory,
+    ClusterFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -104,6 +110,7 @@ def test_cluster_page_resizes_stops_and_guards_delete(
     MembershipFactory(organization=owner.org, user=viewer, role=Role.VIEWER)
     other = OrganizationFactory()
     foreign = ClusterFactory(organization=other)
+    catalog = CatalogFactory(organization=owner.org, name="tpch_e2e")
 
     def deliver(words: list[str]) -> str:
         assert words[0] == "drive"
@@ -127,11 +134,13 @@ def test_cluster_page_resizes_stops_and_guards_delete(
                 }
             ),
             "LAKEPLANE_E2E_FOREIGN_CLUSTER": f"/orgs/{other.slug}/clusters/{foreign.id}",
+            "LAKEPLANE_E2E_CATALOG": catalog.name,
         },
         deliver,
     )
     cluster.refresh_from_db()
     assert (cluster.status, cluster.workers_desired) == ("stopped", 4)
+    assert list(cluster.catalog_attachments.values_list("catalog_id", flat=True)) == [catalog.id]
     for png in ("cluster-resized.png", "cluster-delete-confirm.png", "cluster-viewer.png"):
         assert (artifacts / png).stat().st_size > 0
 

@@ -246,3 +246,19 @@ export async function fetchStatement(org: string, month: string): Promise<Statem
 export function statementDownloadUrl(org: string, month: string, format: "csv" | "pdf"): string {
   return `/api/v1/orgs/${encodeURIComponent(org)}/billing/statements/${month}.${format}`;
 }
+
+export type Catalog = components["schemas"]["Catalog"];
+
+export async function fetchCatalogs(org: string): Promise<Page<Catalog>> {
+  const page = await unwrap(api.GET("/api/v1/orgs/{org}/catalogs", { params: { path: { org }, query: { limit: 100 } } }));
+  return { results: page.results, more: page.next !== null };
+}
+
+export function fetchCatalog(org: string, id: string): Promise<Catalog> {
+  return unwrap(api.GET("/api/v1/orgs/{org}/catalogs/{id}", { params: { path: { org, id } } }));
+}
+
+/** Attaching and detaching is the cluster's catalog list (PATCH replaces it). */
+export function setClusterCatalogs(org: string, id: string, catalogs: string[]): Promise<Cluster> {
+  return unwrap(api.PATCH("/api/v1/orgs/{org}/clusters/{id}", { params: { path: { org, id } }, body: { catalogs } }));
+}

@@ -1,5 +1,6 @@
 import type { RouteObject } from "react-router";
 
+import { CatalogPage, CatalogsPage } from "../pages/Catalogs";
 import { CloudAccountPage, CloudAccountsPage, NewCloudAccountPage } from "../pages/CloudAccounts";
 import { ClusterPage, ClustersPage } from "../pages/Clusters";
 import { ComputePlanePage, ComputePlanesPage } from "../pages/ComputePlanes";
@@ -26,6 +27,10 @@ const BUILT: Record<string, RouteObject[]> = {
   clusters: [
     { index: true, element: <ClustersPage /> },
     { path: ":id", element: <ClusterPage />, handle: crumb((p) => p.id ?? "") },
+  ],
+  catalogs: [
+    { index: true, element: <CatalogsPage /> },
+    { path: ":id", element: <CatalogPage />, handle: crumb((p) => p.id ?? "") },
   ],
   billing: [{ index: true, element: <BillingPage /> }],
   members: [{ index: true, element: <MembersPage /> }],
