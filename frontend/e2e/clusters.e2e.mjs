@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 
-import { ask, inBrowser, required, signIn, step } from "./lib.mjs";
+import { ask, checkAccessibility, inBrowser, required, signIn, step } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const password = required("LAKEPLANE_E2E_PASSWORD");
@@ -38,6 +38,7 @@ await inBrowser("clusters e2e", artifacts, async (page, shot) => {
   await row.getByTestId("status").filter({ hasText: "running" }).waitFor();
   await row.getByText(`${cluster.workers}/${cluster.workers}`).waitFor();
   await shot("clusters.png");
+  await checkAccessibility(page, "clusters");
 
   step("the cluster's page shows its workers and a ready-to-copy connection string");
   await row.getByRole("link", { name: cluster.name }).click();
@@ -52,6 +53,7 @@ await inBrowser("clusters e2e", artifacts, async (page, shot) => {
   await page.getByText(`Between 1 and ${cluster.max} (the cluster's bounds).`).waitFor();
   assert.equal(await page.getByRole("button", { name: "Resize" }).isDisabled(), true);
   await shot("cluster-resize-invalid.png");
+  await checkAccessibility(page, "cluster");
   const target = cluster.workers + 1;
   await workers.fill(String(target));
   await page.getByRole("button", { name: "Resize" }).click();
@@ -69,6 +71,7 @@ await inBrowser("clusters e2e", artifacts, async (page, shot) => {
   await propagation.getByTestId("status").waitFor();
   await page.getByRole("button", { name: `Detach from ${cluster.name}` }).waitFor();
   await shot("catalog-attached.png");
+  await checkAccessibility(page, "catalog");
   await page.goBack();
   await page.goBack();
   await page.waitForURL(`${baseUrl}/orgs/${org}/clusters/${cluster.id}`);
@@ -102,4 +105,5 @@ await inBrowser("clusters e2e", artifacts, async (page, shot) => {
   assert.equal(await page.getByRole("region", { name: "Actions" }).count(), 0);
   assert.equal(await page.getByRole("button", { name: /Delete|Start|Stop|Resize/ }).count(), 0);
   await shot("cluster-viewer.png");
+  await checkAccessibility(page, "cluster as a viewer");
 });

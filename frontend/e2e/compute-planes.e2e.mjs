@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 
-import { ask, inBrowser, required, signIn, step } from "./lib.mjs";
+import { ask, checkAccessibility, inBrowser, required, signIn, step } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const email = required("LAKEPLANE_E2E_EMAIL");
@@ -29,6 +29,7 @@ await inBrowser("compute-planes e2e", artifacts, async (page, shot) => {
   const row = page.getByRole("row").filter({ has: page.getByRole("link", { name: plane.name }) });
   await row.getByTestId("status").filter({ hasText: "degraded" }).waitFor();
   await shot("compute-planes.png");
+  await checkAccessibility(page, "compute planes");
 
   step("the plane's page states what drift found, in sentences, with a Repair button");
   await row.getByRole("link", { name: plane.name }).click();
@@ -38,6 +39,7 @@ await inBrowser("compute-planes e2e", artifacts, async (page, shot) => {
   const repair = page.getByRole("button", { name: "Repair" });
   await repair.waitFor();
   await shot("compute-plane-degraded.png");
+  await checkAccessibility(page, "degraded compute plane");
 
   step("a reload of the deep link shows the same view");
   await page.reload();
@@ -67,4 +69,5 @@ await inBrowser("compute-planes e2e", artifacts, async (page, shot) => {
     .waitFor({ timeout: REPAIR_WAIT_MS });
   assert.equal(await page.getByText(plane.finding, { exact: true }).count(), 0, "the finding is gone");
   await shot("compute-plane-repaired.png");
+  await checkAccessibility(page, "repaired compute plane");
 });

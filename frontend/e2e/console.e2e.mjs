@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 
-import { inBrowser, required, step, WAIT_MS } from "./lib.mjs";
+import { checkAccessibility, inBrowser, required, step, WAIT_MS } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const email = required("LAKEPLANE_E2E_EMAIL");
@@ -75,6 +75,7 @@ await inBrowser("console e2e", artifacts, async (page) => {
   await page.reload();
   await expectOrgShown(page, second);
   await page.screenshot({ path: path.join(artifacts, "console.png"), fullPage: true });
+  await checkAccessibility(page, "overview");
 
   step("switching back shows the first org again");
   await select.selectOption(first.slug);
@@ -103,6 +104,7 @@ await inBrowser("console e2e", artifacts, async (page) => {
   await page.goto(`${baseUrl}/orgs/not-my-org/clusters`);
   await page.getByRole("heading", { level: 1, name: "Not found" }).waitFor();
   await page.screenshot({ path: path.join(artifacts, "not-found.png"), fullPage: true });
+  await checkAccessibility(page, "not found");
   await page.goto(`${baseUrl}/orgs/${first.slug}`);
   await expectOrgShown(page, first);
 

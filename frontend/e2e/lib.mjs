@@ -1,7 +1,8 @@
 // What every browser script shares: Chromium through playwright-core, sign-in, screenshots, and
 // the rule that the console's own pages log no errors.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -98,4 +99,22 @@ export async function ask(...words) {
   const { value, done } = await answers.next();
   if (done) throw new Error(`no answer to: ${words.join(" ")}`);
   return value.trim();
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** axe-core on the page as it is now: fails on any critical or serious violation, naming them. */
+export async function checkAccessibility(page, name) {
+  // Evaluated through the DevTools protocol, so the console's CSP (no inline scripts) allows it.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const { violations } = await axe.run(document, { resultTypes: ["violations"] });
+    return violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  const bad = result.filter((v) => v.impact === "critical" || v.impact === "serious");
+  if (bad.length) {
+    throw new Error(`axe: ${name} has ${bad.length} critical/serious violation(s):\n${JSON.stringify(bad, null, 2)}`);
+  }
+  step(`axe: ${name}: no critical or serious violations`);
 }

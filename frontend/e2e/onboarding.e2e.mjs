@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 
-import { ask, inBrowser, required, signIn, step } from "./lib.mjs";
+import { ask, checkAccessibility, inBrowser, required, signIn, step } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const org = required("LAKEPLANE_E2E_ORG");
@@ -43,6 +43,7 @@ await inBrowser("onboarding e2e", artifacts, async (page, shot) => {
   await page.getByRole("button", { name: "Copy external ID" }).waitFor();
   await page.getByRole("button", { name: "Copy Terraform snippet" }).waitFor();
   await shot("onboarding-role.png");
+  await checkAccessibility(page, "onboarding");
 
   step("a role that does not trust Lakeplane fails verification, each check with its sentence");
   const roleArn = await ask("customer-role", externalId);
@@ -55,6 +56,7 @@ await inBrowser("onboarding e2e", artifacts, async (page, shot) => {
   const failed = (await checks.locator(".check--failed").first().textContent()).trim();
   assert.match(failed, /failed: .+/, "a failed check says what to do");
   await shot("onboarding-verify-failed.png");
+  await checkAccessibility(page, "failed verification");
 
   step("the customer's real role passes on re-verify");
   await page.getByLabel("Role ARN").fill(roleArn);

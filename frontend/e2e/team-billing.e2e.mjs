@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-import { inBrowser, required, signIn, step } from "./lib.mjs";
+import { checkAccessibility, inBrowser, required, signIn, step } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const org = required("LAKEPLANE_E2E_ORG");
@@ -27,6 +27,7 @@ await inBrowser("team-billing e2e", artifacts, async (page, shot) => {
   assert.match(await summary.getByTestId("forecast").textContent(), /\d/);
   assert.ok((await page.locator("tbody tr").count()) > 0, "the replayed month has lines");
   await shot("billing.png");
+  await checkAccessibility(page, "billing");
 
   step("the CSV download is the statement's daily lines");
   const [download] = await Promise.all([page.waitForEvent("download"), summary.getByRole("link", { name: "Download CSV" }).click()]);
@@ -47,6 +48,7 @@ await inBrowser("team-billing e2e", artifacts, async (page, shot) => {
   const secret = (await page.getByTestId("token-secret").textContent()).trim();
   assert.match(secret, /^lpt_/);
   await shot("token-created.png");
+  await checkAccessibility(page, "members & tokens");
   const me = await page.request.get(`${baseUrl}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
   assert.equal(me.status(), 200, "the new token works");
   const row = page.getByRole("row").filter({ hasText: "ci-e2e" });
@@ -63,4 +65,5 @@ await inBrowser("team-billing e2e", artifacts, async (page, shot) => {
   const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
   assert.ok(actions.length >= 2 && actions.every((a) => a.includes("token")), `token events: ${actions}`);
   await shot("audit-log.png");
+  await checkAccessibility(page, "audit log");
 });
