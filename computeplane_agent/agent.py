@@ -40,8 +40,10 @@ from computeplane_agent.contract import (
     MetastoreStatus,
     StatusReport,
     UsageReport,
+    UsageRole,
     UsageSample,
 )
+from computeplane_agent.install import SYSTEM_INSTANCE_TYPE
 from computeplane_agent.metrics import AgentMetrics
 from computeplane_agent.render import render_desired_state, resource_prefix
 from computeplane_agent.render.alluxio import master_service_name, master_web_url
@@ -370,32 +372,43 @@ class Agent:
             state.last_heartbeat = now
         self._report_usage(now)
 
+    def _usage_samples(self, applied: DesiredState, seconds: int) -> list[UsageSample]:
+        """What ran, by role: each cluster's coordinator and ready workers, each cache's ready
+        workers on its own node group, and each managed metastore's ready replicas on the
+        system nodes. Counted from readiness, never from what was asked for."""
+        samples: list[UsageSample] = []
+
+        def ran(role: UsageRole, instance_type: str, nodes: int, **subject: str) -> None:
+            if nodes:
+                samples.append(
+                    UsageSample(
+                        role=role,
+                        instance_type=instance_type,
+                        nodes=nodes,
+                        seconds=seconds,
+                        **subject,
+                    )
+                )
+
+        for status, cluster in zip(self.observe(), applied.clusters, strict=True):
+            if status.coordinator_ready:
+                ran("coordinator", cluster.coordinator.instance_type, 1, cluster_id=cluster.id)
+            ran(
+                "worker", cluster.workers.instance_type, status.workers_ready, cluster_id=cluster.id
+            )
+        for cache_status, cache in zip(self.observe_caches(), applied.caches, strict=True):
+            ran("cache", cache.worker_instance_type, cache_status.workers_ready, cache_id=cache.id)
+        for ms in self.observe_metastores():
+            ran("metastore", SYSTEM_INSTANCE_TYPE, ms.replicas_ready, metastore_id=ms.id)
+        return samples
+
     def _report_usage(self, now: datetime) -> None:
         state = self.state
         if state.usage_since is None:
             state.usage_since = now
         elapsed = int((now - state.usage_since).total_seconds())
         if elapsed >= self.usage_seconds and state.applied is not None:
-            samples = []
-            for status, cluster in zip(self.observe(), state.applied.clusters, strict=True):
-                if status.coordinator_ready:
-                    samples.append(
-                        UsageSample(
-                            cluster_id=cluster.id,
-                            instance_type=cluster.coordinator.instance_type,
-                            nodes=1,
-                            seconds=elapsed,
-                        )
-                    )
-                if status.workers_ready:
-                    samples.append(
-                        UsageSample(
-                            cluster_id=cluster.id,
-                            instance_type=cluster.workers.instance_type,
-                            nodes=status.workers_ready,
-                            seconds=elapsed,
-                        )
-                    )
+            samples = self._usage_samples(state.applied, elapsed)
             state.pending_usage.append(
                 UsageReport(
                     agent_id=self.agent_id,

@@ -198,6 +198,35 @@ class CatalogSpec(ContractModel):
     metastore: ThriftMetastore | GlueMetastore | None = Field(default=None, discriminator="kind")
 
 
+class AutoscalingSpec(ContractModel):
+    """The cluster's autoscaling policy, decided on by the agent (``computeplane_agent.autoscale``).
+
+    ``worker_quota`` is what the organisation's worker quota leaves for this cluster when the
+    control plane published it (None: no quota); the control plane clamps any decision to the
+    quota as it stands when the decision is reported.
+    """
+
+    enabled: bool = False
+    min_count: int = Field(ge=0, le=MAX_WORKERS)
+    max_count: int = Field(ge=1, le=MAX_WORKERS)
+    target_queued: int = Field(default=0, ge=0, le=10_000)
+    target_cpu: float = Field(default=0.8, gt=0, le=1)
+    target_memory: float = Field(default=0.8, gt=0, le=1)
+    scale_out_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    scale_in_idle_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    scale_out_step: int = Field(default=2, ge=1, le=MAX_WORKERS)
+    scale_in_step: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    auto_suspend_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    worker_quota: int | None = Field(default=None, ge=0, le=MAX_WORKERS)
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> AutoscalingSpec:
+        if self.min_count > self.max_count:
+            raise ValueError("min_count is above max_count")
+        return self
+
+
 class ClusterSpec(ContractModel):
     id: ClusterId
     name: Name
@@ -222,6 +251,9 @@ class ClusterSpec(ContractModel):
     # Set by ``POST …/drain`` (and by stop, delete and upgrade): the gateway sends the cluster
     # no new queries and lets the running ones finish.
     draining: bool = False
+    # None: the agent never changes the worker count on its own (clusters made before
+    # autoscaling, and every cluster whose policy is off and has no auto-suspend).
+    autoscaling: AutoscalingSpec | None = None
 
 
 class MetastoreDatabase(ContractModel):
@@ -516,11 +548,46 @@ class StatusReport(ContractModel):
     sent_at: datetime
 
 
+UsageRole = Literal["coordinator", "worker", "metastore", "cache", "gateway"]
+# Which subject field a role's sample names; the gateway is one per compute plane and names none.
+USAGE_SUBJECT: dict[str, str | None] = {
+    "coordinator": "cluster_id",
+    "worker": "cluster_id",
+    "cache": "cache_id",
+    "metastore": "metastore_id",
+    "gateway": None,
+}
+
+
 class UsageSample(ContractModel):
-    cluster_id: ClusterId
+    """Ready nodes (or, for the metastore and the gateway, ready replicas on the system nodes) of
+    one instance type, for one role of one resource, during a usage period.
+
+    ``role`` absent is the first contract's cluster sample: the control plane splits it into one
+    coordinator and workers by instance type. Every other sample names its role and the one
+    subject that role runs for.
+    """
+
+    cluster_id: ClusterId | None = None
+    cache_id: CacheId | None = None
+    metastore_id: MetastoreId | None = None
+    role: UsageRole | None = None
     instance_type: InstanceType
     nodes: int = Field(ge=0, le=MAX_WORKERS + 1)
     seconds: int = Field(ge=0, le=31 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _one_subject_for_the_role(self) -> UsageSample:
+        named = [f for f in ("cluster_id", "cache_id", "metastore_id") if getattr(self, f)]
+        expected = USAGE_SUBJECT[self.role] if self.role else "cluster_id"
+        if named != ([expected] if expected else []):
+            wanted = expected or "no cluster_id, cache_id or metastore_id"
+            raise ValueError(f"a {self.role or 'cluster'} sample names {wanted}")
+        return self
+
+    @property
+    def subject_id(self) -> str | None:
+        return self.cluster_id or self.cache_id or self.metastore_id
 
 
 class UsageReport(ContractModel):
@@ -536,6 +603,43 @@ class UsageReport(ContractModel):
         if self.period_end < self.period_start:
             raise ValueError("period_end is before period_start")
         return self
+
+
+# --- autoscaling decisions (agent -> control plane) --------------------------------------
+
+ScalingAction = Literal["scale_out", "scale_in", "suspend"]
+
+
+class ScalingReport(ContractModel):
+    """One decision of the agent's autoscaler that changes a cluster's worker count.
+
+    ``report_id`` is the decision's id: the agent sends the same report until it is answered, and
+    the control plane records it once. The answer is a :class:`ScalingAnswer`.
+    """
+
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    agent_id: AgentId
+    report_id: ReportId
+    cluster_id: ClusterId
+    from_count: int = Field(ge=0, le=MAX_WORKERS)
+    to_count: int = Field(ge=0, le=MAX_WORKERS)
+    action: ScalingAction
+    reason: ErrorCode
+    detail: Message = ""
+    decided_at: datetime
+
+
+class ScalingAnswer(ContractModel):
+    """What the control plane made of a decision: ``workers`` is the count it keeps (the
+    decision's, or less when the organisation's quota or the cluster's bounds say so, or the
+    current one when it refused: ``accepted`` false, ``message`` why)."""
+
+    schema_version: SchemaVersion = CONTRACT_VERSION
+    report_id: ReportId
+    cluster_id: ClusterId
+    accepted: bool
+    workers: int = Field(ge=0, le=MAX_WORKERS)
+    message: Message | None = None
 
 
 # --- the gateway's reports (agent -> control plane) ----------------------------------------
@@ -591,4 +695,6 @@ DOCUMENTS: tuple[type[ContractModel], ...] = (
     UsageReport,
     QueryReport,
     WakeRequest,
+    ScalingReport,
+    ScalingAnswer,
 )

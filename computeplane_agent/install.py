@@ -22,6 +22,10 @@ LABELS = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/part-of": "la
 # group (controlplane/providers/aws/reconcilers/systemnodes.py) carries this label and no taint,
 # and Lakeplane's own pods (the agent, managed metastores) are pinned to it.
 SYSTEM_NODE_GROUP = "system"
+# General purpose, 2 vCPU / 8 GiB: room for the agent (128 MiB), the gateway and a few metastores
+# (~1-2 GiB each) per node; Presto and Alluxio never run here, so nothing bigger is needed. The
+# control plane creates the group with it; the agent reports metastore replicas against it.
+SYSTEM_INSTANCE_TYPE = "m6i.large"
 SYSTEM_NODE_SELECTOR = {"lakeplane.io/node-group": SYSTEM_NODE_GROUP}
 
 

@@ -12,7 +12,6 @@ from controlplane.catalogs.api.urls import urlpatterns as catalog_urls
 from controlplane.cloudaccounts.api.urls import org_urlpatterns as cloudaccount_org_urls
 from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
-from controlplane.core.api.urls import org_urlpatterns as core_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.core.metrics import metrics
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
@@ -22,7 +21,6 @@ from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
 # Every app adds its org-scoped routes here; the generic isolation test walks the URLconf.
 org_scoped_urls: list[URLPattern | URLResolver] = [
     *tenancy_org_urls,
-    *core_org_urls,
     *cloudaccount_org_urls,
     *computeplane_org_urls,
     *cluster_org_urls,

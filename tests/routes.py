@@ -12,7 +12,7 @@ from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ IDLE_SECONDS = 120.0  # a query not followed up for this long no longer counts a
 WAKE_WAIT_STEP = 0.25  # first hold of a woken query's poll; doubles up to WAKE_WAIT_MAX
 WAKE_WAIT_MAX = 2.0
 _UNREACHABLE = "GATEWAY_BACKEND_UNREACHABLE"
+SHORT_TEXT = 256  # the contract's bound on user, source and error name
+MAX_QUERY_TEXT = 64 * 1024  # the contract's bound on a recorded query text
 
 
 @dataclass
@@ -85,8 +87,10 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _error(request: web.Request, message: str, name: str, status: int = 200) -> web.Response:
-    qid = f"gw_{uuid.uuid4().hex[:16]}"
+def _error(
+    request: web.Request, message: str, name: str, status: int = 200, query_id: str | None = None
+) -> web.Response:
+    qid = query_id or f"gw_{uuid.uuid4().hex[:16]}"
     return _json(protocol.failed(qid, f"{_base(request)}/ui/", message, name), status=status)
 
 
@@ -156,7 +160,7 @@ class Proxy:
         assert cluster is not None
         ctx = {"c": cluster_id, "g": group, "t": started, "bi": len(body), "bo": 0}
         if self.state.config.query_text:
-            ctx["x"] = body.decode("utf-8", "replace")
+            ctx["x"] = body.decode("utf-8", "replace")[:MAX_QUERY_TEXT]
         return await self._forward(request, "POST", f"{cluster.url}/v1/statement", body, ctx)
 
     async def follow(self, request: web.Request) -> web.StreamResponse:
@@ -172,7 +176,9 @@ class Proxy:
 
     async def _wake_wait(self, request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:
         state = self.state
+        ctx = {"c": None, "g": payload["g"], "t": payload["t"], "bi": len(payload["s"])}
         if request.method == "DELETE":
+            self._record(request, ctx, payload["id"], "CANCELED", "USER_CANCELED", {})
             return web.Response(status=204)
         cluster_id = payload["w"]
         hold = min(WAKE_WAIT_STEP * 2 ** payload["n"], WAKE_WAIT_MAX)
@@ -211,11 +217,14 @@ class Proxy:
             h = state.health.get(cluster_id, ClusterHealth())
             why = f"its coordinator is {h.state}" + (f" ({h.last_error})" if h.last_error else "")
             name = cluster.name if cluster else cluster_id
+            self._record(request, {**ctx, "c": cluster_id}, payload["id"], "FAILED",
+                         "CLUSTER_WAKE_TIMEOUT", {})  # fmt: skip
             return _error(
                 request,
                 f"Cluster {name} ({cluster_id}) did not come up within "
                 f"{state.config.wake.max_wait_seconds:g} s: {why}.",
                 "CLUSTER_WAKE_TIMEOUT",
+                query_id=payload["id"],
             )
         token = uris.sign(state.key, {**payload, "n": payload["n"] + 1})
         return self._queued(request, token, elapsed_ms)
@@ -243,6 +252,15 @@ class Proxy:
                 _UNREACHABLE,
                 502,
             )
+        if method == "DELETE":
+            # A cancel answers 204 with no body: what ends the query here is the request itself,
+            # so the query id comes from the signed token, not from the answer. A partial cancel
+            # (one stage) leaves the query running.
+            qid = ctx.get("q")
+            if isinstance(qid, str) and not ctx.get("p") and status < 300:
+                state.in_flight.pop(qid, None)
+                self._record(request, ctx, qid, "CANCELED", "USER_CANCELED", {})
+            return web.Response(body=raw, status=status, headers=headers)
         if not is_json or status != 200:
             return web.Response(body=raw, status=status, headers=headers)
         try:
@@ -254,40 +272,58 @@ class Proxy:
         qid = doc.get("id")
         base = _base(request)
         ctx = {**ctx, "bo": ctx.get("bo", 0) + len(raw)}
+        if isinstance(qid, str):
+            ctx["q"] = qid
         for f in URI_FIELDS:
             if isinstance(doc.get(f), str):
-                doc[f] = f"{base}{uris.PREFIX}{uris.sign(state.key, {**ctx, 'u': doc[f]})}"
+                signed = {**ctx, "u": doc[f], **({"p": 1} if f == "partialCancelUri" else {})}
+                doc[f] = f"{base}{uris.PREFIX}{uris.sign(state.key, signed)}"
         out = json.dumps(doc, separators=(",", ":")).encode()
         if isinstance(qid, str):
-            if "nextUri" in doc and method != "DELETE":
+            if "nextUri" in doc:
                 state.in_flight[qid] = InFlight(ctx["c"], time.monotonic())
             else:
                 state.in_flight.pop(qid, None)
-                self._record(request, doc, ctx)
+                error = doc.get("error") or {}
+                name = error.get("errorName") if isinstance(error, dict) else None
+                # Trino and Presto report a cancelled query as FAILED with USER_CANCELED.
+                end = "FINISHED" if not error else "FAILED"
+                if name == "USER_CANCELED":
+                    end = "CANCELED"
+                self._record(request, ctx, qid, end, name, doc.get("stats") or {})
         return web.Response(
             body=out, status=status, headers={**headers, "Content-Type": "application/json"}
         )
 
-    def _record(self, request: web.Request, doc: dict[str, Any], ctx: dict[str, Any]) -> None:
-        stats = doc.get("stats") or {}
-        error = doc.get("error") or {}
+    def _record(
+        self,
+        request: web.Request,
+        ctx: dict[str, Any],
+        query_id: str,
+        end: str,
+        error_name: Any,
+        stats: dict[str, Any],
+    ) -> None:
+        """One QueryRecord of the agent contract (the gateway does not import the contract: the
+        agent validates each record before it leaves the VPC; the tests validate them here)."""
         h = _lower(request.headers)
         now = time.time()
+        started = float(ctx.get("t", now))
         self.state.recorder.add({
-            "query_id": doc.get("id"),
-            "user": protocol.header(h, "user"),
-            "source": protocol.header(h, "source"),
-            "routing_group": ctx.get("g"),
-            "cluster": ctx.get("c"),
-            "state": stats.get("state") or ("FAILED" if error else "FINISHED"),
-            "queued_ms": stats.get("queuedTimeMillis"),
-            "elapsed_ms": stats.get("elapsedTimeMillis", int((now - ctx["t"]) * 1000)),
-            "bytes_in": ctx.get("bi", 0),
-            "bytes_out": ctx.get("bo", 0),
-            "started_at": _iso(ctx["t"]),
+            "query_id": query_id[:128],
+            "cluster_id": ctx.get("c") or None,
+            "routing_group": ctx.get("g") or None,
+            "user": _short(protocol.header(h, "user")),
+            "source": _short(protocol.header(h, "source")),
+            "state": end,
+            "error_name": _short(error_name if isinstance(error_name, str) else None),
+            "queued_ms": _millis(stats.get("queuedTimeMillis"), 0),
+            "elapsed_ms": _millis(stats.get("elapsedTimeMillis"), int((now - started) * 1000)),
+            "bytes_in": int(ctx.get("bi", 0)),
+            "bytes_out": int(ctx.get("bo", 0)),
+            "started_at": _iso(started),
             "finished_at": _iso(now),
-            "error_code": error.get("errorName") if error else None,
-            "query_text": ctx.get("x") if self.state.config.query_text else None,
+            **({"query_text": ctx.get("x")} if self.state.config.query_text else {}),
         })  # fmt: skip
 
     # -- the rest of the surface ---------------------------------------------------------------
@@ -327,6 +363,17 @@ class Proxy:
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+
+def _short(value: str | None) -> str | None:
+    """Header values in a record are bounded like every field the control plane stores."""
+    return value[:SHORT_TEXT] if value else None
+
+
+def _millis(value: Any, default: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return max(0, default)
+    return max(0, int(value))
 
 
 def _iso(ts: float) -> str:

@@ -156,13 +156,20 @@ class ObservedState(models.Model):
 
 
 class UsageRecord(models.Model):
-    """Nodes of one instance type that ran for one cluster during one period (billing input)."""
+    """Nodes of one instance type that ran for one role of one resource during one period
+    (billing input).
+
+    ``resource_id`` is the cluster (coordinator, worker), cache, metastore, or — for the
+    gateway, one per plane — the compute plane itself. ``role`` is blank for the first
+    contract's cluster samples, which billing splits into coordinator and workers.
+    """
 
     compute_plane = models.ForeignKey(
         "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="usage_records"
     )
     report = models.ForeignKey(AgentReport, on_delete=models.SET_NULL, null=True, blank=True)
-    cluster_id = models.CharField(max_length=40)
+    resource_id = models.CharField(max_length=48)
+    role = models.CharField(max_length=12, blank=True)
     instance_type = models.CharField(max_length=32)
     nodes = models.PositiveIntegerField()
     seconds = models.PositiveIntegerField()
@@ -173,8 +180,8 @@ class UsageRecord(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["compute_plane", "period_start"]),
-            models.Index(fields=["cluster_id", "period_start"]),
+            models.Index(fields=["resource_id", "period_start"]),
         ]
 
     def __str__(self) -> str:
-        return f"{self.cluster_id} {self.nodes}x{self.instance_type} {self.seconds}s"
+        return f"{self.resource_id} {self.role} {self.nodes}x{self.instance_type} {self.seconds}s"

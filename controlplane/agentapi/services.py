@@ -676,7 +676,8 @@ def record_usage(
             UsageRecord(
                 compute_plane_id=plane_id,
                 report=record,
-                cluster_id=sample.cluster_id,
+                resource_id=sample.subject_id or plane_id,
+                role=sample.role or "",
                 instance_type=sample.instance_type,
                 nodes=sample.nodes,
                 seconds=sample.seconds,

@@ -46,6 +46,8 @@ ACTOR = audit.Actor.system_actor("marketplace")
 
 
 def marketplace_client() -> Any:
+    """One botocore retry (``max_attempts`` counts retries): throttled and unprocessed records
+    are retried by the metering run's own backoff, which keeps each record's state."""
     from controlplane.cloudaccounts.aws import aws_clients
 
     return aws_clients().client(

@@ -1,10 +1,10 @@
 """Replay a generated month of usage for an organization (``manage.py billing_replay_month``).
 
 The replay writes what a real month leaves behind — cluster events and the agent's hourly usage
-reports with the periods they covered — for three clusters on a compute plane named
-``replay``, then rebuilds the facts and rollups from them exactly as the beat task does. Nothing
-is written to the usage tables directly, so a replayed statement exercises every rule in
-docs/billing.md:
+reports with the periods they covered, each sample naming its node role — for three clusters
+and a cache on a compute plane named ``replay``, then rebuilds the facts and rollups from them
+exactly as the beat task does. Nothing is written to the usage tables directly, so a replayed
+statement exercises every rule in docs/billing.md:
 
 * ``replay-dashboards``: always on, three ``m6i.xlarge`` (a coordinator and two workers),
   resized to four on the 15th at noon;
@@ -12,6 +12,8 @@ docs/billing.md:
   ``r6i.2xlarge`` workers, autoscaled to six from 12:00 to 15:00;
 * ``replay-etl``: spot workers, every night 01:00-05:00 local, a ``m6i.large`` coordinator and
   eight ``r6i.4xlarge`` workers;
+* ``replay-cache``: an Alluxio cache the clusters share, two ``r6i.xlarge`` caching workers all
+  month (billed as the ``cache`` role);
 * the agent is silent on the 10th from 13:00 to 16:00 local: those hours are billed from the
   clusters' last known state and flagged as estimated.
 
@@ -47,6 +49,7 @@ DASHBOARDS = _Shape("replay-dashboards", "m6i.xlarge", "m6i.xlarge", False)
 ADHOC = _Shape("replay-adhoc", "m6i.xlarge", "r6i.2xlarge", False)
 ETL = _Shape("replay-etl", "m6i.large", "r6i.4xlarge", True)
 SHAPES = (DASHBOARDS, ADHOC, ETL)
+CACHE_NAME, CACHE_TYPE, CACHE_WORKERS = "replay-cache", "r6i.xlarge", 2
 
 
 def _nodes(shape: _Shape, workers: int) -> dict[str, int]:
@@ -73,6 +76,22 @@ def _agent_silent(local: datetime) -> bool:
     return local.day == 10 and 13 <= local.hour < 16
 
 
+def _record(plane: Any, at: datetime, resource: str, role: str, itype: str, nodes: int) -> Any:
+    """One hour of one role's nodes, as the agent's usage report stores it."""
+    from controlplane.agentapi.models import UsageRecord
+
+    return UsageRecord(
+        compute_plane=plane,
+        resource_id=resource,
+        role=role,
+        instance_type=itype,
+        nodes=nodes,
+        seconds=3600,
+        period_start=at,
+        period_end=at + HOUR,
+    )
+
+
 def window(organization: Any, month: Month, now: datetime) -> tuple[datetime, datetime]:
     """The month in the organization's time zone, up to the current hour if it is this month."""
     zone = ZoneInfo(profile_of(organization).time_zone)
@@ -86,6 +105,7 @@ def replay_month(
 ) -> dict[str, Any]:
     """Write the month's events and reports (``days``: only the first few days), then rebuild."""
     from controlplane.agentapi.models import UsageRecord
+    from controlplane.caching.models import Cache
     from controlplane.cloudaccounts.models import CloudAccount
     from controlplane.clusters.models import Cluster, ClusterEvent
     from controlplane.computeplanes.models import ComputePlane
@@ -135,10 +155,24 @@ def replay_month(
             )
             Cluster.objects.filter(pk=cluster.pk).update(deleted_at=max(now, end))
             clusters[shape] = cluster
-        ids = [c.pk for c in clusters.values()]
+        cache = Cache.objects.filter(
+            organization=organization, compute_plane=plane, name=CACHE_NAME
+        ).first() or Cache.objects.create(
+            organization=organization,
+            compute_plane=plane,
+            name=CACHE_NAME,
+            version="2.9.5",
+            status="deleted",
+            worker_instance_type=CACHE_TYPE,
+            workers=CACHE_WORKERS,
+            medium="ssd",
+            size_gb_per_worker=200,
+        )
+        Cache.objects.filter(pk=cache.pk).update(created_at=start, deleted_at=max(now, end))
+        ids = [c.pk for c in clusters.values()] + [cache.pk]
         ClusterEvent.objects.filter(cluster_id__in=ids, at__gte=start, at__lt=end).delete()
         UsageRecord.objects.filter(
-            cluster_id__in=ids, period_start__gte=start, period_start__lt=end
+            resource_id__in=ids, period_start__gte=start, period_start__lt=end
         ).delete()
         ReportedPeriod.objects.filter(
             compute_plane_ref=plane.pk, period_start__gte=start, period_start__lt=end
@@ -175,18 +209,14 @@ def replay_month(
                     last[shape] = nodes
                 if silent:
                     continue
-                for itype, count in nodes.items():
+                workers = _workers(shape, local)
+                if workers:
                     records.append(
-                        UsageRecord(
-                            compute_plane=plane,
-                            cluster_id=cluster.pk,
-                            instance_type=itype,
-                            nodes=count,
-                            seconds=3600,
-                            period_start=at,
-                            period_end=at + HOUR,
-                        )
+                        _record(plane, at, cluster.pk, "coordinator", shape.coordinator, 1)
                     )
+                    records.append(_record(plane, at, cluster.pk, "worker", shape.worker, workers))
+            if not silent:
+                records.append(_record(plane, at, cache.pk, "cache", CACHE_TYPE, CACHE_WORKERS))
             at += HOUR
         ClusterEvent.objects.bulk_create(events, batch_size=2000)
         UsageRecord.objects.bulk_create(records, batch_size=2000)

@@ -253,9 +253,23 @@ def _total(s: Statement) -> None:
 
 
 def _cluster_names(ids: set[str]) -> dict[str, str]:
+    """Names of what a line is for: a cluster, a cache, a managed metastore, or (for the
+    gateway, billed per plane) the compute plane's gateway."""
+    from controlplane.caching.models import Cache
+    from controlplane.catalogs.models import Metastore
     from controlplane.clusters.models import Cluster
+    from controlplane.computeplanes.models import ComputePlane
 
-    return dict(Cluster.objects.filter(id__in=ids).values_list("id", "name"))
+    names: dict[str, str] = {}
+    for model, prefix in ((Cluster, "cl_"), (Cache, "cache_"), (Metastore, "ms_")):
+        wanted = {i for i in ids if i.startswith(prefix)}
+        if wanted:
+            names.update(model.objects.filter(id__in=wanted).values_list("id", "name"))
+    planes = {i for i in ids if i.startswith("cp_")}
+    if planes:
+        for pk, name in ComputePlane.objects.filter(id__in=planes).values_list("id", "name"):
+            names[pk] = f"{name} gateway"
+    return names
 
 
 def months_with_usage(organization: Any, *, now: datetime | None = None) -> list[Month]:

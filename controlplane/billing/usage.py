@@ -13,9 +13,14 @@ The rules, in one place (docs/billing.md repeats them for customers):
   (agent outage, before the agent first reported), the level is what the cluster's latest event
   at that instant asked EKS for, and the seconds are counted as ``estimated`` — billed, never
   silently as zero and never as more than the cluster was sized for, and shown as estimated.
-* **Roles.** The agent reports the coordinator as one node of the coordinator's instance type;
-  the rest of that type, and every node of the workers' type, are workers. Workers of a spot
-  cluster are spot; the coordinator is always on-demand.
+* **Roles.** Each sample names its role: the coordinator (one node, always on-demand) and the
+  workers of a cluster (spot when the cluster runs on spot), the caching workers of a cache on
+  its own node group, and the replicas of a managed metastore and of the gateway on the plane's
+  system nodes (counted per replica against the system instance type). A sample of the first
+  contract names no role: the coordinator is one node of the coordinator's instance type, the
+  rest of that type and every node of the workers' type are workers. Where nothing was reported,
+  a cache is estimated at its configured workers and a managed metastore at its replicas, over
+  the resource's life.
 
 :func:`compute_minutes` is pure (inputs in, facts out) so that the rules are tested directly,
 with property tests over random event and report sequences; :func:`rebuild_minutes` feeds it
@@ -49,12 +54,16 @@ def ceil_minute(at: datetime) -> datetime:
 # --- the pure part ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClusterShape:
+    """What a usage series is for: a cluster, or (``role`` set) a resource all of whose nodes
+    have that one role — a cache, a managed metastore, a plane's gateway."""
+
     id: str
     organization_id: str
     compute_plane_id: str
-    coordinator_type: str
-    worker_type: str
-    spot: bool
+    coordinator_type: str = ""
+    worker_type: str = ""
+    spot: bool = False
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class Sample:
     seconds: int
     period_start: datetime
     period_end: datetime
+    role: str | None = None  # None: a first-contract cluster sample, split by instance type
 
 
 SeriesKey = tuple[str, str, str, str, str, str]  # org, plane, cluster, type, purchase, role
@@ -88,7 +98,8 @@ class _Segment:
     start: datetime
     end: datetime
     covered: bool = False
-    agent: dict[str, float] = field(default_factory=dict)  # type -> level from reports
+    # (instance type, role or None) -> level from reports
+    agent: dict[tuple[str, str | None], float] = field(default_factory=dict)
 
 
 def compute_minutes(
@@ -126,11 +137,11 @@ def compute_minutes(
 
     # Agent levels: per report, the nodes of each type (its samples add up); across reports,
     # the highest level at each instant.
-    per_report: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    per_report: dict[tuple[str, str, str | None], list[Sample]] = defaultdict(list)
     for s in samples:
-        per_report[(s.report, s.instance_type)].append(s)
+        per_report[(s.report, s.instance_type, s.role)].append(s)
     starts = [seg.start for seg in segments]
-    for (_report, itype), group in per_report.items():
+    for (_report, itype, role), group in per_report.items():
         by_segment: dict[int, float] = defaultdict(float)
         for s in group:
             span = (s.period_end - s.period_start).total_seconds()
@@ -141,8 +152,8 @@ def compute_minutes(
                     break
                 by_segment[index] += rate
         for index, level in by_segment.items():
-            if level > segments[index].agent.get(itype, 0.0):
-                segments[index].agent[itype] = level
+            if level > segments[index].agent.get((itype, role), 0.0):
+                segments[index].agent[(itype, role)] = level
 
     facts: dict[tuple[SeriesKey, datetime], Fact] = defaultdict(Fact)
     event_index = 0
@@ -157,9 +168,10 @@ def compute_minutes(
         if seg.covered:
             levels, estimated = dict(seg.agent), False
         else:
-            levels, estimated = {k: float(v) for k, v in current.items() if v > 0}, True
-        for itype, level in levels.items():
-            for key, share in _split(cluster, itype, level):
+            levels = {(k, None): float(v) for k, v in current.items() if v > 0}
+            estimated = True
+        for (itype, role), level in levels.items():
+            for key, share in _split(cluster, itype, level, role):
                 fact = facts[(key, bucket)]
                 fact.node_seconds += share * seconds
                 if estimated:
@@ -171,9 +183,16 @@ def compute_minutes(
     }
 
 
-def _split(cluster: ClusterShape, itype: str, level: float) -> list[tuple[SeriesKey, float]]:
+def _split(
+    cluster: ClusterShape, itype: str, level: float, role: str | None = None
+) -> list[tuple[SeriesKey, float]]:
     base = (cluster.organization_id, cluster.compute_plane_id, cluster.id, itype)
     worker_option = "spot" if cluster.spot else "on_demand"
+    role = role or cluster.role
+    if role == "worker":
+        return [((*base, worker_option, "worker"), level)]
+    if role is not None:  # the coordinator, a cache, a metastore, the gateway: on-demand
+        return [((*base, "on_demand", role), level)]
     parts: list[tuple[SeriesKey, float]] = []
     if itype == cluster.coordinator_type:
         coordinator = level if itype != cluster.worker_type else min(level, 1.0)
@@ -185,22 +204,41 @@ def _split(cluster: ClusterShape, itype: str, level: float) -> list[tuple[Series
 
 
 # --- the database part ------------------------------------------------------------------------
-def rebuild_minutes(start: datetime, end: datetime) -> int:
-    """Replace the usage facts of ``[start, end)`` (minute-aligned) with ones computed afresh
-    from the sources; returns the number of fact rows written. Re-runnable for any window."""
-    from controlplane.agentapi.models import UsageRecord
-    from controlplane.billing.models import ReportedPeriod, UsageMinute
-    from controlplane.clusters.models import Cluster, ClusterEvent
+def _lifetime_events(
+    created: datetime, deleted: datetime | None, nodes: dict[str, int], start: datetime
+) -> list[Event]:
+    """A resource without events of its own: its configured size over its life, as events."""
+    events = [Event(max(created, start), nodes)]
+    if deleted is not None:
+        events.append(Event(max(deleted, start), {}))
+    return events
 
-    assert start == floor_minute(start), "minute-aligned windows"
-    assert end == floor_minute(end), "minute-aligned windows"
+
+def _subjects(start: datetime, end: datetime) -> list[tuple[ClusterShape, list[Event]]]:
+    """Every resource usage may be billed for in ``[start, end)``, with its fallback events:
+    clusters (their events), caches and managed metastores (their configured size over their
+    life) and, for samples only, each plane's gateway."""
+    from computeplane_agent.contract import MetastoreSpec
+    from computeplane_agent.install import SYSTEM_INSTANCE_TYPE
+    from controlplane.caching.models import Cache
+    from controlplane.catalogs.models import Metastore, MetastoreKind
+    from controlplane.clusters.models import Cluster, ClusterEvent
+    from controlplane.computeplanes.models import ComputePlane
+
+    alive = Q(deleted_at__isnull=True) | Q(deleted_at__gte=start)
     prior = ClusterEvent.objects.filter(cluster=OuterRef("pk"), at__lte=start).order_by(
         "-at", "-id"
     )
-    in_window = ClusterEvent.objects.filter(at__gt=start, at__lt=end)
-    sampled = UsageRecord.objects.filter(period_end__gt=start, period_start__lt=end)
-    clusters = list(
-        Cluster.objects.filter(Q(deleted_at__isnull=True) | Q(deleted_at__gte=start))
+    window_events: dict[str, list[Event]] = defaultdict(list)
+    for cluster_id, at, nodes in (
+        ClusterEvent.objects.filter(at__gt=start, at__lt=end)
+        .order_by("at", "id")
+        .values_list("cluster_id", "at", "nodes")
+    ):
+        window_events[cluster_id].append(Event(at, dict(nodes)))
+    subjects: list[tuple[ClusterShape, list[Event]]] = []
+    for c in (
+        Cluster.objects.filter(alive)
         .annotate(prior_nodes=Subquery(prior.values("nodes")[:1]))
         .values(
             "id",
@@ -211,36 +249,90 @@ def rebuild_minutes(start: datetime, end: datetime) -> int:
             "spot",
             "prior_nodes",
         )
-    )
-    window_events: dict[str, list[Event]] = defaultdict(list)
-    for cluster_id, at, nodes in in_window.order_by("at", "id").values_list(
-        "cluster_id", "at", "nodes"
     ):
-        window_events[cluster_id].append(Event(at, dict(nodes)))
-    plane_of = {c["id"]: c["compute_plane_id"] for c in clusters}
-    samples_by_cluster: dict[str, list[Sample]] = defaultdict(list)
-    for row in sampled.values(
+        events = window_events.get(c["id"], [])
+        if c["prior_nodes"] is not None:
+            events = [Event(start, dict(c["prior_nodes"])), *events]
+        shape = ClusterShape(
+            id=c["id"],
+            organization_id=c["organization_id"],
+            compute_plane_id=c["compute_plane_id"],
+            coordinator_type=c["coordinator_instance_type"],
+            worker_type=c["worker_instance_type"],
+            spot=c["spot"],
+        )
+        subjects.append((shape, events))
+    for cache in Cache.objects.filter(alive, created_at__lt=end).values(
+        "id",
+        "organization_id",
+        "compute_plane_id",
+        "worker_instance_type",
+        "workers",
+        "created_at",
+        "deleted_at",
+    ):
+        shape = ClusterShape(
+            cache["id"], cache["organization_id"], cache["compute_plane_id"], role="cache"
+        )
+        nodes = {cache["worker_instance_type"]: cache["workers"]}
+        subjects.append(
+            (shape, _lifetime_events(cache["created_at"], cache["deleted_at"], nodes, start))
+        )
+    replicas = MetastoreSpec.model_fields["replicas"].default
+    for ms in Metastore.objects.filter(
+        alive, kind=MetastoreKind.MANAGED, created_at__lt=end
+    ).values("id", "organization_id", "compute_plane_id", "created_at", "deleted_at"):
+        shape = ClusterShape(
+            ms["id"], ms["organization_id"], ms["compute_plane_id"], role="metastore"
+        )
+        nodes = {SYSTEM_INSTANCE_TYPE: replicas}
+        subjects.append((shape, _lifetime_events(ms["created_at"], ms["deleted_at"], nodes, start)))
+    for plane_id, org_id in ComputePlane.objects.filter(alive).values_list("id", "organization_id"):
+        subjects.append((ClusterShape(plane_id, org_id, plane_id, role="gateway"), []))
+    return subjects
+
+
+def rebuild_minutes(start: datetime, end: datetime) -> int:
+    """Replace the usage facts of ``[start, end)`` (minute-aligned) with ones computed afresh
+    from the sources; returns the number of fact rows written. Re-runnable for any window."""
+    from controlplane.agentapi.models import UsageRecord
+    from controlplane.billing.models import ReportedPeriod, UsageMinute
+
+    assert start == floor_minute(start), "minute-aligned windows"
+    assert end == floor_minute(end), "minute-aligned windows"
+    subjects = _subjects(start, end)
+    # A resource's samples, by role: the gateway's are keyed by its plane.
+    by_subject = {(shape.id, shape.role == "gateway"): shape for shape, _ in subjects}
+    samples_by_subject: dict[tuple[str, bool], list[Sample]] = defaultdict(list)
+    for row in UsageRecord.objects.filter(period_end__gt=start, period_start__lt=end).values(
         "compute_plane_id",
         "report_id",
-        "cluster_id",
+        "resource_id",
+        "role",
         "instance_type",
         "nodes",
         "seconds",
         "period_start",
         "period_end",
     ):
-        # A sample counts only from the cluster's own plane (ingestion refuses the rest).
-        if plane_of.get(row["cluster_id"]) != row["compute_plane_id"]:
+        key = (row["resource_id"], row["role"] == "gateway")
+        shape = by_subject.get(key)
+        # A sample counts only from its resource's own plane (ingestion refuses the rest), and
+        # only for a role that resource has.
+        if shape is None or shape.compute_plane_id != row["compute_plane_id"]:
             continue
-        samples_by_cluster[row["cluster_id"]].append(
+        if not _role_fits(shape, row["role"] or None):
+            continue
+        samples_by_subject[key].append(
             Sample(
                 report=str(row["report_id"] or f"{row['period_start']}-{row['period_end']}"),
-                cluster_id=row["cluster_id"],
+                cluster_id=row["resource_id"],
                 instance_type=row["instance_type"],
                 nodes=row["nodes"],
                 seconds=row["seconds"],
                 period_start=row["period_start"],
                 period_end=row["period_end"],
+                role=row["role"] or None,
             )
         )
     coverage: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
@@ -250,30 +342,19 @@ def rebuild_minutes(start: datetime, end: datetime) -> int:
         coverage[plane].append((a, b))
 
     rows: list[UsageMinute] = []
-    for c in clusters:
-        events = window_events.get(c["id"], [])
-        if c["prior_nodes"] is not None:
-            events = [Event(start, dict(c["prior_nodes"])), *events]
-        samples = samples_by_cluster.get(c["id"], [])
+    for shape, events in subjects:
+        samples = samples_by_subject.get((shape.id, shape.role == "gateway"), [])
         if not events and not samples:
             continue
-        shape = ClusterShape(
-            id=c["id"],
-            organization_id=c["organization_id"],
-            compute_plane_id=c["compute_plane_id"],
-            coordinator_type=c["coordinator_instance_type"],
-            worker_type=c["worker_instance_type"],
-            spot=c["spot"],
-        )
-        for (key, minute), (total, estimated) in compute_minutes(
-            shape, events, samples, coverage.get(c["compute_plane_id"], []), start, end
+        for (series, minute), (total, estimated) in compute_minutes(
+            shape, events, samples, coverage.get(shape.compute_plane_id, []), start, end
         ).items():
-            org, plane, cluster_id, itype, option, role = key
+            org, plane, resource_id, itype, option, role = series
             rows.append(
                 UsageMinute(
                     organization_ref=org,
                     compute_plane_ref=plane,
-                    cluster_ref=cluster_id,
+                    cluster_ref=resource_id,
                     instance_type=itype,
                     purchase_option=option,
                     role=role,
@@ -286,3 +367,9 @@ def rebuild_minutes(start: datetime, end: datetime) -> int:
         UsageMinute.objects.filter(minute__gte=start, minute__lt=end).delete()
         UsageMinute.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+def _role_fits(shape: ClusterShape, role: str | None) -> bool:
+    if shape.role is not None:
+        return role == shape.role
+    return role in (None, "coordinator", "worker")

@@ -13,6 +13,7 @@ from controlplane.agentapi.services import publish_desired_state
 from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
+from controlplane.clusters.scaling import autoscaling_spec, counted_workers
 from controlplane.computeplanes.models import ComputePlane, WorkloadResource
 
 # Not in the desired state: the agent removes their objects.
@@ -20,7 +21,12 @@ GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
 STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED)
 
 
-def cluster_spec(cluster: Cluster, catalog_ids: list[str] | None = None) -> contract.ClusterSpec:
+def cluster_spec(
+    cluster: Cluster, catalog_ids: list[str] | None = None, counted: int | None = None
+) -> contract.ClusterSpec:
+    """``counted``: the workers of the organisation's live clusters (read when not given)."""
+    if counted is None and (cluster.autoscaling_enabled or cluster.auto_suspend_minutes):
+        counted = counted_workers(cluster.organization_id)
     return contract.ClusterSpec(
         id=cluster.id,
         name=cluster.name,
@@ -38,6 +44,7 @@ def cluster_spec(cluster: Cluster, catalog_ids: list[str] | None = None) -> cont
         node_group=cluster.node_group,
         catalogs=catalog_ids or [],
         cache=cluster.cache_id,
+        autoscaling=autoscaling_spec(cluster, counted or 0),
     )
 
 
@@ -50,7 +57,8 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
     catalogs, mounted = plane_catalogs(plane)
     caches = cache_specs(plane)
     served = {c.id for c in caches}
-    specs = [cluster_spec(c, mounted.get(c.id)) for c in clusters]
+    counted = counted_workers(plane.organization_id)
+    specs = [cluster_spec(c, mounted.get(c.id), counted) for c in clusters]
     # A cache is only ever attached while it serves; should one be on its way out anyway, the
     # cluster reads storage directly rather than the whole document being refused.
     specs = [

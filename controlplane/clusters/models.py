@@ -52,6 +52,16 @@ class Cluster(WorkloadResource):
     # From the agent's latest status report (``observed.py``), besides the base's observed_*.
     coordinator_ready = models.BooleanField(default=False)
     workers_ready = models.PositiveIntegerField(default=0)
+    # The autoscaling policy (docs/autoscaling.md); its bounds are workers_min/workers_max.
+    # Off by default, so clusters made before autoscaling keep the size their users gave them.
+    autoscaling_enabled = models.BooleanField(default=False)
+    target_queued = models.PositiveIntegerField(default=0)
+    target_cpu_percent = models.PositiveSmallIntegerField(default=80)
+    scale_out_window_seconds = models.PositiveIntegerField(default=60)
+    scale_in_idle_minutes = models.PositiveIntegerField(default=10)
+    scale_out_step = models.PositiveIntegerField(default=2)
+    scale_in_step = models.PositiveIntegerField(default=1)
+    cooldown_seconds = models.PositiveIntegerField(default=300)
 
 
 class ClusterEvent(models.Model):
@@ -84,3 +94,50 @@ class ClusterEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id} {self.status} at {self.at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class ScalingSource(models.TextChoices):
+    AUTOSCALER = "autoscaler"
+    SCHEDULE = "schedule"
+    USER = "user"
+
+
+class ScalingEvent(models.Model):
+    """One change of a cluster's worker count and why (``GET …/clusters/{id}/scaling-events``).
+
+    ``decision_id`` is the agent's id for an autoscaler decision: a report sent again (a retry
+    after a lost answer) finds its event and changes nothing.
+    """
+
+    id = PrefixedIdField("sev")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="scaling_events")
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    at = models.DateTimeField()
+    from_count = models.PositiveIntegerField()
+    to_count = models.PositiveIntegerField()
+    reason = models.CharField(max_length=40)
+    detail = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=16, choices=ScalingSource.choices)
+    # Who asked: the user (user and schedule changes) or None for the agent.
+    actor = models.ForeignKey(
+        "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_id = models.CharField(max_length=64, blank=True, default="")
+    operation = models.ForeignKey(
+        "core.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "decision_id"],
+                condition=~models.Q(decision_id=""),
+                name="uniq_scaling_decision",
+            )
+        ]
+        indexes = [models.Index(fields=["cluster", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.from_count}->{self.to_count} {self.reason}"

@@ -18,7 +18,7 @@ from computeplane_agent.versions import DEFAULT_VERSIONS, Engine, UnsupportedVer
 from controlplane.caching.services import resolve_cache
 from controlplane.catalogs.models import Catalog
 from controlplane.catalogs.services import resolve_catalogs, set_cluster_catalogs
-from controlplane.clusters import desired
+from controlplane.clusters import desired, scaling
 from controlplane.clusters.models import Cluster, ClusterEvent, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.computeplanes.services import ensure_operable, lock_plane_for_new
@@ -56,6 +56,8 @@ class ClusterRequest:
     auto_suspend_minutes: int | None = None
     catalog_ids: tuple[str, ...] = ()
     cache_id: str | None = None
+    # API names of ``scaling.POLICY_FIELDS``; its bounds stand for workers.min_count/max_count.
+    autoscaling: dict[str, Any] | None = None
 
 
 def engine_errors(engine: str, catalogs: list[Catalog]) -> list[str]:
@@ -97,13 +99,24 @@ def _attach(cluster: Cluster, catalog_ids: tuple[str, ...] | list[str] | None) -
     return set_cluster_catalogs(cluster, catalogs)
 
 
-def _check_bounds(count: int, low: int, high: int, errors: dict[str, list[str]]) -> None:
+def _check_bounds(
+    count: int, low: int, high: int, errors: dict[str, list[str]], prefix: str = "workers"
+) -> None:
     if high < 1 or high > MAX_WORKERS:
-        errors["workers.max_count"] = [f"Between 1 and {MAX_WORKERS}."]
+        errors[f"{prefix}.max_count"] = [f"Between 1 and {MAX_WORKERS}."]
     elif low > high:
-        errors["workers.min_count"] = [f"At most max_count ({high})."]
+        errors[f"{prefix}.min_count"] = [f"At most max_count ({high})."]
     elif not low <= count <= high:
         errors["workers.count"] = [f"Between min_count ({low}) and max_count ({high})."]
+
+
+def _one_bound(
+    workers: int | None, policy: int | None, name: str, errors: dict[str, list[str]]
+) -> int | None:
+    """A bound given as ``workers.<name>``, ``autoscaling.<name>`` or both (then equal)."""
+    if workers is not None and policy is not None and workers != policy:
+        errors[f"autoscaling.{name}"] = [f"Differs from workers.{name} ({workers})."]
+    return workers if workers is not None else policy
 
 
 def validate_request(request: ClusterRequest) -> tuple[str, int, int]:
@@ -122,13 +135,13 @@ def validate_request(request: ClusterRequest) -> tuple[str, int, int]:
         release(request.engine, version)  # type: ignore[arg-type]
     except UnsupportedVersion as exc:
         errors["version"] = [str(exc)]
-    low = request.workers_min if request.workers_min is not None else min(1, request.workers)
-    high = (
-        request.workers_max
-        if request.workers_max is not None
-        else max(DEFAULT_MAX_WORKERS, request.workers)
-    )
-    _check_bounds(request.workers, low, high, errors)
+    policy = request.autoscaling or {}
+    given_min = _one_bound(request.workers_min, policy.get("min_count"), "min_count", errors)
+    given_max = _one_bound(request.workers_max, policy.get("max_count"), "max_count", errors)
+    low = given_min if given_min is not None else min(1, request.workers)
+    high = given_max if given_max is not None else max(DEFAULT_MAX_WORKERS, request.workers)
+    from_policy = request.workers_min is None and request.workers_max is None and bool(policy)
+    _check_bounds(request.workers, low, high, errors, "autoscaling" if from_policy else "workers")
     if errors:
         raise InvalidInput("The cluster cannot be built as requested.", errors=errors)
     return version, low, high
@@ -201,6 +214,11 @@ def create_cluster(
                 resolve_cache(organization, request.cache_id, plane) if request.cache_id else None
             ),
         )
+        policy = {k: v for k, v in (request.autoscaling or {}).items() if "_count" not in k}
+        errors = scaling.apply_policy(cluster, policy)
+        if errors:
+            raise InvalidInput("The cluster cannot be built as requested.", errors=errors)
+        cluster.save()
         _attach(cluster, request.catalog_ids)
         operation = _start(actor, cluster, CREATE_KIND, ClusterStatus.PROVISIONING, "created")
     return cluster, operation
@@ -227,6 +245,7 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
     catalog_ids = changes.pop("catalog_ids", None)
     cache_given = "cache_id" in changes
     cache_id = changes.pop("cache_id", None)
+    policy = changes.pop("autoscaling", None)
     with transaction.atomic():
         locked = (
             Cluster.objects.select_for_update(of=("self",))
@@ -247,9 +266,15 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
         )
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
+        before = scaling.policy_of(locked), locked.auto_suspend_minutes
         for key, value in changes.items():
             setattr(locked, key, value)
-        republish = _attach(locked, catalog_ids)
+        errors = scaling.apply_policy(locked, policy or {})
+        if errors:
+            raise InvalidInput("The change cannot be applied.", errors=errors)
+        # The agent acts on the policy and on auto-suspend: it must see them change.
+        republish = (scaling.policy_of(locked), locked.auto_suspend_minutes) != before
+        republish = _attach(locked, catalog_ids) or republish
         if cache_given and cache_id != locked.cache_id:
             locked.cache = (
                 resolve_cache(locked.organization, cache_id, locked.compute_plane)
@@ -261,6 +286,7 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
         if republish:
             desired.publish_plane(locked.compute_plane)
         changed = sorted(changes) + (["catalogs"] if catalog_ids is not None else [])
+        changed += ["autoscaling"] if policy is not None else []
         audit.record(
             actor=actor,
             organization=locked.organization,
@@ -289,8 +315,10 @@ def resize_cluster(
             )
         if workers == locked.workers_desired:
             return locked, None
+        before = locked.workers_desired
         locked.workers_desired = workers
         operation = _start(actor, locked, RESIZE_KIND, ClusterStatus.RESIZING, "resize_requested")
+        scaling.record_user_resize(locked, actor, before)
     return locked, operation
 
 

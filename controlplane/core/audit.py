@@ -36,15 +36,6 @@ class Actor:
         return f"system:{self.system or 'lakeplane'}"
 
     @classmethod
-    def from_request(cls, request: HttpRequest) -> Actor:
-        from controlplane.tenancy.models import ApiToken
-
-        user = request.user if request.user.is_authenticated else None
-        auth = getattr(request, "auth", None)
-        token = auth if isinstance(auth, ApiToken) else None
-        return cls(user=user, token=token, source_ip=client_ip(request))
-
-    @classmethod
     def system_actor(cls, name: str) -> Actor:
         return cls(system=name)
 

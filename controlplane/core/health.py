@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from celery import current_app as app
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from kombu import Connection
-
-from controlplane.celery import app
 
 
 @never_cache

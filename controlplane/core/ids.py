@@ -30,6 +30,7 @@ PREFIXES = {
     "step",
     "agc",
     "cred",
+    "sev",
 }
 
 

@@ -331,6 +331,9 @@ LAKEPLANE_LOCAL_AGENTS_DIR = env.str(
 # Sandbox: each local agent comes with an engine supervisor that runs a sandbox engine (DuckDB
 # behind the Presto/Trino protocol) per running cluster; off, clusters have no query endpoint.
 LAKEPLANE_SANDBOX_ENGINES = env.bool("LAKEPLANE_SANDBOX_ENGINES", default=True)
+# The most workers one organisation's clusters may have together; autoscaling never goes past
+# what it leaves for a cluster, and no policy may name a max_count above it.
+LAKEPLANE_ORG_WORKER_QUOTA = env.int("LAKEPLANE_ORG_WORKER_QUOTA", default=200)
 # The agent image the eks mode installs (a customer's registry mirror may replace it).
 LAKEPLANE_AGENT_IMAGE = env.str("LAKEPLANE_AGENT_IMAGE", default="")
 # wait_for_agent: polls this often, this many times, before failing with agent_not_connected.

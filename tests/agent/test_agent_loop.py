@@ -145,8 +145,8 @@ def test_usage_reports_nodes_per_instance_type(plane: FakeControlPlane) -> None:
     agent.run_once()
     agent.run_once()
     samples = [s for report in plane.reports["usage"] for s in report["samples"]]
-    by_type = {s["instance_type"]: s["nodes"] for s in samples}
-    assert by_type == {"m6i.xlarge": 1, "r6i.2xlarge": 3}
+    by_type = {(s["role"], s["instance_type"]): s["nodes"] for s in samples}
+    assert by_type == {("coordinator", "m6i.xlarge"): 1, ("worker", "r6i.2xlarge"): 3}
 
 
 def test_control_plane_unreachable_keeps_the_cluster_and_catches_up(

@@ -199,3 +199,31 @@ def test_reports_bound_their_messages() -> None:
             period_start=now,
             period_end=now.replace(year=now.year - 1),
         )
+
+
+@pytest.mark.parametrize(
+    ("sample", "valid"),
+    [
+        ({"cluster_id": "cl_a1"}, True),  # the first contract's sample
+        ({"cluster_id": "cl_a1", "role": "worker"}, True),
+        ({"cache_id": "cache_a1", "role": "cache"}, True),
+        ({"metastore_id": "ms_a1", "role": "metastore"}, True),
+        ({"role": "gateway"}, True),
+        ({"cluster_id": "cl_a1", "role": "cache"}, False),
+        ({"cache_id": "cache_a1"}, False),
+        ({"cluster_id": "cl_a1", "cache_id": "cache_a1", "role": "worker"}, False),
+        ({"cluster_id": "cl_a1", "role": "gateway"}, False),
+        ({}, False),
+    ],
+)
+def test_a_usage_sample_names_exactly_the_subject_its_role_runs_for(sample, valid):
+    from pydantic import ValidationError
+
+    from computeplane_agent.contract import UsageSample
+
+    body = {"instance_type": "m6i.large", "nodes": 1, "seconds": 60, **sample}
+    if valid:
+        UsageSample.model_validate(body)
+    else:
+        with pytest.raises(ValidationError):
+            UsageSample.model_validate(body)

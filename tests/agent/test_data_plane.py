@@ -372,6 +372,27 @@ def test_caches_outlive_their_clusters_and_report_usage() -> None:
     assert (status.bytes_used, status.bytes_capacity, status.hit_ratio) == (5, 10, 0.75)
 
 
+def test_usage_names_the_role_of_every_node_that_ran() -> None:
+    from computeplane_agent.install import SYSTEM_INSTANCE_TYPE
+
+    target = MemoryTarget()
+    agent = _agent(target)
+    state = _state(engines=({"cache": CACHE_ID}, {**PRESTO, "cache": CACHE_ID}))
+    _apply(agent, state)
+    samples = {
+        (s.role, s.subject_id, s.instance_type): s.nodes
+        for s in agent._usage_samples(state, seconds=60)
+    }
+    [cache] = state.caches
+    [metastore] = state.metastores
+    expected = {("cache", cache.id, cache.worker_instance_type): 3}
+    expected[("metastore", metastore.id, SYSTEM_INSTANCE_TYPE)] = metastore.replicas
+    for cluster in state.clusters:
+        expected[("coordinator", cluster.id, cluster.coordinator.instance_type)] = 1
+        expected[("worker", cluster.id, cluster.workers.instance_type)] = cluster.workers.replicas
+    assert samples == expected
+
+
 def test_end_to_end_with_the_directory_target(tmp_path: Path) -> None:
     target = DirectoryTarget(tmp_path)
     agent = _agent(target)

@@ -24,10 +24,11 @@ def report(
     agent: Agent,
     start: datetime,
     end: datetime,
-    samples: list[tuple[str, str, int]],
+    samples: list[tuple[str, str, int]] | list[dict[str, object]],
     report_id: str | None = None,
 ) -> str:
-    """POST a usage report: samples are (cluster id, instance type, nodes) for the period."""
+    """POST a usage report: samples are (cluster id, instance type, nodes) for the period, as in
+    the first contract, or contract samples naming their role (``seconds`` filled in)."""
     report_id = report_id or uuid.uuid4().hex
     seconds = int((end - start).total_seconds())
     body = {
@@ -36,8 +37,10 @@ def report(
         "period_start": start.isoformat(),
         "period_end": end.isoformat(),
         "samples": [
-            {"cluster_id": c, "instance_type": t, "nodes": n, "seconds": seconds}
-            for c, t, n in samples
+            {"seconds": seconds, **s}
+            if isinstance(s, dict)
+            else {"cluster_id": s[0], "instance_type": s[1], "nodes": s[2], "seconds": seconds}
+            for s in samples
         ],
     }
     response = agent.client.post(USAGE, body, format="json")

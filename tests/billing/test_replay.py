@@ -48,7 +48,8 @@ def test_two_replayed_days_are_the_hand_computed_node_hours(make_caller):
         "/api/v1/orgs/demo/billing/usage?start=2026-11-01&end=2026-11-03&group_by=cluster"
     ).json()
     rows = {r["name"]: r for r in by_cluster["rows"]}
-    assert sorted(rows) == ["replay-adhoc", "replay-dashboards", "replay-etl"]
+    assert sorted(rows) == ["replay-adhoc", "replay-cache", "replay-dashboards", "replay-etl"]
+    assert Decimal(rows["replay-cache"]["node_hours"]) == 2 * 48  # two caching workers
     assert Decimal(rows["replay-adhoc"]["node_hours"]) == 11 + 34
     assert all(r["amount"] > 0 for r in rows.values())
     assert by_cluster["totals"]["amount"] == sum(r["amount"] for r in rows.values())
@@ -65,11 +66,12 @@ def test_replay_is_repeatable_and_flags_the_agent_gap():
     again = statement(org, month, now=NOW)
     assert again.total_cents == first.total_cents > 0
     # The agent is silent on the 10th 13:00-16:00: dashboards 3 nodes x 3 h, adhoc (a Tuesday)
-    # 7 nodes x 2 h and 3 nodes x 1 h, billed from the clusters' state and flagged.
+    # 7 nodes x 2 h and 3 nodes x 1 h, billed from the clusters' state and flagged; the cache's
+    # two workers x 3 h at its configured size.
     estimated = sum(
         UsageDay.objects.filter(organization_ref=org.pk).values_list("estimated_seconds", flat=True)
     )
-    assert estimated == (9 + 14 + 3) * 3600
+    assert estimated == (9 + 14 + 3 + 6) * 3600
 
 
 @pytest.mark.django_db

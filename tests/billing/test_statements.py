@@ -261,3 +261,52 @@ def test_statement_from_raw_minutes_equals_the_one_from_rollups(db):
     # 10 of the 20 coordinator minutes, all 90 worker minutes, the 4 across midnight, and the 5
     # before midnight on Nov 30 (05:00 UTC in EST).
     assert seconds == 10 * 60 + 90 * 180 + 4 * 120 + 5 * 300
+
+
+@pytest.mark.django_db
+def test_caches_metastores_and_the_gateway_are_lines_at_their_role_price():
+    from computeplane_agent.install import SYSTEM_INSTANCE_TYPE
+    from tests.factories import CacheFactory, MetastoreFactory
+
+    org = OrganizationFactory()
+    cluster = ClusterFactory(organization=org)
+    plane = cluster.compute_plane
+    cache = CacheFactory(organization=org, compute_plane=plane, name="warm")
+    metastore = MetastoreFactory(organization=org, compute_plane=plane, kind="managed", name="hms")
+    first = datetime(2026, 11, 10, tzinfo=UTC)
+    for ref, itype, role in (
+        (cache.id, "r5.2xlarge", "cache"),
+        (metastore.id, SYSTEM_INSTANCE_TYPE, "metastore"),
+        (plane.id, SYSTEM_INSTANCE_TYPE, "gateway"),
+    ):
+        for i in range(10):
+            UsageHour.objects.create(
+                organization_ref=org.pk,
+                compute_plane_ref=plane.pk,
+                cluster_ref=ref,
+                instance_type=itype,
+                purchase_option="on_demand",
+                role=role,
+                hour=first + timedelta(hours=i),
+                node_seconds=2 * 3600,
+            )
+    rollups.rebuild_days(first, first + timedelta(days=1))
+
+    s = statement(org, Month(2026, 11), now=NOW)
+
+    lines = {ln.role: ln for ln in s.lines}
+    # The launch price book: caching workers 2.5c per unit-hour (r5.2xlarge = 2 units);
+    # metastore and gateway replicas are included (0c) but listed, with the AWS estimate.
+    assert lines["cache"].amount_cents == 100  # 20 node-h x 2 units x 2.5c
+    assert lines["metastore"].amount_cents == 0
+    assert lines["gateway"].amount_cents == 0
+    assert all(ln.aws_estimate_cents > 0 for ln in s.lines)
+    assert s.cluster_names[cache.id] == "warm"
+    assert s.cluster_names[metastore.id] == "hms"
+    assert s.cluster_names[plane.id] == f"{plane.name} gateway"
+    rows = list(csv.DictReader(io.StringIO(documents.as_csv(org, Month(2026, 11)))))
+    assert {(r["role"], r["cluster_name"]) for r in rows} == {
+        ("cache", "warm"),
+        ("metastore", "hms"),
+        ("gateway", f"{plane.name} gateway"),
+    }

@@ -160,3 +160,30 @@ def test_splitting_the_window_anywhere_gives_the_same_facts(history, cut):
     first = compute_minutes(SHAPE, events, samples, coverage, at(0), at(cut))
     second = compute_minutes(SHAPE, later, samples, coverage, at(cut), at(120))
     assert {**first, **second} == whole
+
+
+def test_samples_naming_their_role_are_billed_as_that_role():
+    # Same instance type for both: without roles, the split rule would guess one coordinator.
+    samples = [
+        Sample("r1", "cl_b", "m5.xlarge", 1, 600, at(0), at(10), role="coordinator"),
+        Sample("r1", "cl_b", "m5.xlarge", 3, 600, at(0), at(10), role="worker"),
+    ]
+    facts = compute_minutes(SAME_TYPE, [], samples, [(at(0), at(10))], at(0), at(10))
+    assert total(facts, "coordinator") == 600
+    assert total(facts, "worker") == 3 * 600
+
+
+def test_a_cache_metastore_or_gateway_is_one_role_on_demand():
+    for role in ("cache", "metastore", "gateway"):
+        shape = ClusterShape("cache_a", "org_a", "cp_a", role=role)
+        facts = compute_minutes(
+            shape,
+            [Event(at(0), {"r5.2xlarge": 4})],  # its configured size, for the gap
+            [Sample("r1", "cache_a", "r5.2xlarge", 2, 300, at(0), at(5), role=role)],
+            [(at(0), at(5))],
+            at(0),
+            at(10),
+        )
+        assert {key[4:] for key, _m in facts} == {("on_demand", role)}
+        assert total(facts) == 2 * 300 + 4 * 300
+        assert total(facts, estimated=True) == 4 * 300  # the unreported half, flagged

@@ -163,7 +163,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 def test_precompiled_page_query_pages_exactly_like_the_orm(owner, org, monkeypatch):
     """The list's precompiled page SQL (PostgreSQL) gives the ORM path's bytes on every page,
     forwards and back, and never another org's rows."""
-    from controlplane.core.api.views import OperationViewSet
+    from controlplane.tenancy.api.operations import OperationViewSet
     from tests.factories import OrganizationFactory
 
     for _ in range(8):

@@ -1,7 +1,7 @@
 """The operations list's lean entry point answers exactly as the DRF view it stands in for.
 
 The usual token-authenticated GET is served without DRF, authenticated and read in one
-statement (controlplane/core/api/views.py); anything else is handed to the DRF view. These
+statement (controlplane/tenancy/api/operations.py); anything else is handed to the DRF view. These
 tests send the same requests through the lean entry point and, with it switched off, through
 DRF alone, and compare status, headers and bytes, including every refusal.
 """
@@ -19,10 +19,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from controlplane.core import observability
-from controlplane.core.api import views
 from controlplane.core.audit import Actor
 from controlplane.core.roles import Role
 from controlplane.tenancy import services
+from controlplane.tenancy.api import operations as views
 from controlplane.tenancy.models import ApiToken
 from tests.factories import OperationFactory, OrganizationFactory
 

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 from controlplane.core.roles import Role
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 from tests.factories import ORG_SCOPED_FACTORIES, OrganizationFactory
 
 ROW_COUNTS = (10, 200)

@@ -119,7 +119,7 @@ def test_unknown_org_and_unknown_object_look_the_same(owner, make_caller):
 
 
 def test_scoping_cannot_be_overridden():
-    from controlplane.core.viewsets import OrgScopedViewSet
+    from controlplane.tenancy.viewsets import OrgScopedViewSet
 
     with pytest.raises(TypeError, match="safely_get_queryset"):
 

@@ -11,6 +11,7 @@ import pytest
 import requests
 from aiohttp import web
 
+from computeplane_agent.contract import QueryRecord
 from computeplane_agent.gateway.config import parse_config
 from computeplane_agent.gateway.server import (
     AppThread,
@@ -28,7 +29,8 @@ def raw_config(
     a: Coordinator, b: Coordinator, *, agent_url: str | None = None, **over: Any
 ) -> dict[str, Any]:
     def c(co: Coordinator, state: str = "running") -> dict[str, Any]:
-        return {"id": co.name, "name": co.name, "engine": "trino", "url": co.url, "state": state}
+        return {"id": f"cl_{co.name}", "name": co.name, "engine": "trino", "url": co.url,
+                "state": state}  # fmt: skip
 
     raw: dict[str, Any] = {
         "version": "v1",
@@ -66,6 +68,11 @@ def gateways(coordinators: tuple[Coordinator, Coordinator]) -> Iterator[list[Gat
 
 
 HEADERS = {"X-Trino-User": "alice", "X-Trino-Source": "tests", "X-Trino-Catalog": "tpch"}
+
+
+def valid_records(raw: Any) -> list[QueryRecord]:
+    """The gateway's records as the agent contract reads them (raises on any invalid one)."""
+    return [QueryRecord.model_validate(r) for r in raw]
 
 
 def run_query(
@@ -149,9 +156,17 @@ def test_cancel_reaches_the_backend(gateways: list[GatewayThread], coordinators:
     doc = requests.post(
         f"{gateways[0].url}/v1/statement", data="SELECT 1", headers=HEADERS, timeout=30
     ).json()
+    g = gateways[0]
+    assert g.state.in_flight_counts() == {f"cl_{doc['id'].split('_')[0]}": 1}
     assert requests.delete(doc["nextUri"], headers=HEADERS, timeout=30).status_code == 204
     a, b = coordinators
     assert doc["id"] in a.cancelled | b.cancelled
+    # The cancel ended the query here too: nothing in flight, one CANCELED record.
+    assert g.state.in_flight_counts() == {}
+    records = valid_records(g.state.recorder.buffer)
+    assert [(r.query_id, r.state, r.error_name) for r in records] == [
+        (doc["id"], "CANCELED", "USER_CANCELED")
+    ]
 
 
 def test_a_dead_backend_is_routed_around_after_n_failed_probes(
@@ -161,18 +176,18 @@ def test_a_dead_backend_is_routed_around_after_n_failed_probes(
     g = gateways[0]
     a.fail = True
     g.poll_health()
-    assert g.state.health["a"].state == "up"  # one failure is not enough
+    assert g.state.health["cl_a"].state == "up"  # one failure is not enough
     g.poll_health()
-    assert g.state.health["a"].state == "down"
+    assert g.state.health["cl_a"].state == "down"
     before = len(a.submitted)
     for _ in range(4):
         run_query(g.url)
     assert len(a.submitted) == before
     a.fail = False
     g.poll_health()
-    assert g.state.health["a"].state == "down"  # re-admitted only after M successes
+    assert g.state.health["cl_a"].state == "down"  # re-admitted only after M successes
     g.poll_health()
-    assert g.state.health["a"].state == "up"
+    assert g.state.health["cl_a"].state == "up"
 
 
 def test_a_draining_cluster_finishes_its_query_and_gets_no_new_one(
@@ -198,8 +213,8 @@ def test_a_draining_cluster_finishes_its_query_and_gets_no_new_one(
         g.poll_health()
         status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
         assert status["config_version"] == "v2"
-        assert status["clusters"]["a"]["draining"] is True
-        assert status["clusters"]["a"]["drained"] is False
+        assert status["clusters"]["cl_a"]["draining"] is True
+        assert status["clusters"]["cl_a"]["drained"] is False
         for _ in range(3):
             _, docs = run_query(g.url)
             assert docs[0]["id"].startswith("b_")
@@ -209,8 +224,8 @@ def test_a_draining_cluster_finishes_its_query_and_gets_no_new_one(
         assert doc["stats"]["state"] == "FINISHED"
         g.poll_health()
         status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
-        assert status["clusters"]["a"] == {
-            **status["clusters"]["a"],
+        assert status["clusters"]["cl_a"] == {
+            **status["clusters"]["cl_a"],
             "in_flight": 0,
             "drained": True,
         }
@@ -262,7 +277,7 @@ class FakeAgent:
 
 def one_cluster_group(co: Coordinator, state: str) -> list[dict[str, Any]]:
     cluster = {
-        "id": co.name,
+        "id": f"cl_{co.name}",
         "name": f"{co.name}-name",
         "engine": "trino",
         "url": co.url,
@@ -292,7 +307,7 @@ def test_a_query_to_a_sleeping_group_wakes_the_cluster_and_returns_rows(coordina
     g = start_in_thread(parse_config(raw), KEY)
     try:
         rows, docs = run_query(g.url, "SELECT woken")
-        assert agent.wakes == ["a"]
+        assert agent.wakes == ["cl_a"]
         assert docs[0]["stats"]["state"] == "QUEUED"
         assert docs[0]["id"].startswith("gw_")
         assert len(rows) == 30
@@ -300,9 +315,10 @@ def test_a_query_to_a_sleeping_group_wakes_the_cluster_and_returns_rows(coordina
     finally:
         g.stop()
         agent.stop()
-    # The record of the query reached the agent without its text.
-    assert [r["cluster"] for r in agent.records] == ["a"]
-    assert agent.records[0]["query_text"] is None
+    # The record of the query reached the agent without its text, valid for the contract.
+    records = valid_records(agent.records)
+    assert [(r.cluster_id, r.state) for r in records] == [("cl_a", "FINISHED")]
+    assert "query_text" not in agent.records[0]
     assert agent.records[0]["routing_group"] == "sleepy"
     assert agent.records[0]["user"] == "alice"
     assert agent.records[0]["bytes_out"] > 0
@@ -324,9 +340,14 @@ def test_a_cluster_that_does_not_come_up_ends_in_a_clear_error(coordinators: Any
         agent.stop()
     error = docs[-1]["error"]
     assert error["errorName"] == "CLUSTER_WAKE_TIMEOUT"
-    assert "a-name (a) did not come up within 1 s" in error["message"]
+    assert {d["id"] for d in docs} == {docs[0]["id"]}  # one query id from QUEUED to FAILED
+    assert "a-name (cl_a) did not come up within 1 s" in error["message"]
     assert "500" in error["message"]  # why: what its coordinator answered
     assert a.statements == []
+    records = valid_records(agent.records)
+    assert [(r.query_id, r.cluster_id, r.state, r.error_name) for r in records] == [
+        (docs[-1]["id"], "cl_a", "FAILED", "CLUSTER_WAKE_TIMEOUT")
+    ]
 
 
 def test_query_text_reaches_the_agent_only_when_turned_on(coordinators: Any) -> None:
@@ -341,7 +362,7 @@ def test_query_text_reaches_the_agent_only_when_turned_on(coordinators: Any) -> 
         finally:
             g.stop()
             agent.stop()
-        texts = [r["query_text"] for r in agent.records]
+        texts = [r.query_text for r in valid_records(agent.records)]
         assert texts == ([planted] if query_text else [None])
 
 
@@ -351,7 +372,7 @@ def test_a_backend_that_refuses_connections_is_skipped_before_the_poller_notices
     a = coordinators[0]
     g = gateways[0]
     a.stop()  # a dead process: connections refused
-    assert g.state.health["a"].state == "up"
+    assert g.state.health["cl_a"].state == "up"
     for _ in range(3):
         rows, docs = run_query(g.url)
         assert docs[0]["id"].startswith("b_")

@@ -35,7 +35,7 @@ from controlplane.billing.statements import (
 )
 from controlplane.core.errors import InvalidInput
 from controlplane.core.roles import Role, role_at_least
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 class _PassThrough(BaseRenderer):

@@ -16,7 +16,7 @@ from controlplane.caching.models import Cache
 from controlplane.clusters.models import Cluster
 from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.models import Operation
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 # The clusters reading through each cache, fetched for a whole page in one query.
 LIVE_CLUSTERS = Prefetch(

@@ -17,7 +17,7 @@ from controlplane.catalogs.api import serializers as s
 from controlplane.catalogs.models import Catalog, CatalogAttachment, Metastore
 from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.errors import NotFound
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 class ConnectorsView(APIView):

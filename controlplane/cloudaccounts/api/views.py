@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from controlplane.cloudaccounts import onboarding, services
 from controlplane.cloudaccounts.api import serializers as s
 from controlplane.cloudaccounts.models import CloudAccount
-from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
+from controlplane.tenancy.viewsets import ADMIN_WRITES, OrgScopedViewSet
 
 
 class CloudAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):

@@ -8,7 +8,8 @@ from rest_framework import serializers
 from computeplane_agent.contract import MAX_CATALOGS_PER_CLUSTER, WORKLOAD_NAMESPACE
 from computeplane_agent.render.cluster import resource_prefix
 from computeplane_agent.render.engines import HTTP_PORT
-from controlplane.clusters.models import Cluster, Engine
+from controlplane.clusters.models import Cluster, Engine, ScalingEvent
+from controlplane.clusters.scaling import policy_of
 from controlplane.computeplanes.agentinstall import sandbox_engine_url
 from controlplane.core.api.serializers import (
     OperationRefSerializer,
@@ -32,6 +33,19 @@ class WorkersSerializer(serializers.Serializer[Any]):
     spot = serializers.BooleanField()
 
 
+class AutoscalingSerializer(serializers.Serializer[Any]):
+    enabled = serializers.BooleanField()
+    min_count = StrictIntegerField()
+    max_count = StrictIntegerField()
+    target_queued = StrictIntegerField()
+    target_cpu_percent = StrictIntegerField()
+    scale_out_window_seconds = StrictIntegerField()
+    scale_in_idle_minutes = StrictIntegerField()
+    scale_out_step = StrictIntegerField()
+    scale_in_step = StrictIntegerField()
+    cooldown_seconds = StrictIntegerField()
+
+
 class ClusterSerializer(serializers.ModelSerializer[Cluster]):
     compute_plane = serializers.CharField(source="compute_plane_id", read_only=True)
     operation = OperationRefSerializer(read_only=True, allow_null=True)
@@ -40,6 +54,7 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
     endpoint = serializers.SerializerMethodField()
     catalogs = serializers.SerializerMethodField()
     cache = serializers.SerializerMethodField()
+    autoscaling = serializers.SerializerMethodField()
 
     class Meta:
         model = Cluster
@@ -56,6 +71,7 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
             "catalogs",
             "cache",
             "auto_suspend_minutes",
+            "autoscaling",
             "restart_generation",
             "node_group",
             "operation",
@@ -104,6 +120,10 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
     def get_cache(self, cluster: Cluster) -> str | None:
         return str(cluster.cache_id) if cluster.cache_id else None
 
+    @extend_schema_field(AutoscalingSerializer)
+    def get_autoscaling(self, cluster: Cluster) -> dict[str, Any]:
+        return policy_of(cluster)
+
 
 class CoordinatorInput(serializers.Serializer[Any]):
     instance_type = serializers.CharField(max_length=32)
@@ -115,6 +135,46 @@ class WorkersInput(serializers.Serializer[Any]):
     min_count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
     max_count = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
     spot = StrictBooleanField(default=False)
+
+
+class AutoscalingInput(serializers.Serializer[Any]):
+    """Every field optional: a POST takes the defaults, a PATCH changes only what it names."""
+
+    enabled = StrictBooleanField(required=False)
+    min_count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS, required=False)
+    max_count = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    target_queued = StrictIntegerField(min_value=0, max_value=10_000, required=False)
+    target_cpu_percent = StrictIntegerField(min_value=1, max_value=100, required=False)
+    scale_out_window_seconds = StrictIntegerField(min_value=1, max_value=24 * 3600, required=False)
+    scale_in_idle_minutes = StrictIntegerField(min_value=1, max_value=24 * 60, required=False)
+    scale_out_step = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    scale_in_step = StrictIntegerField(min_value=1, max_value=MAX_WORKERS, required=False)
+    cooldown_seconds = StrictIntegerField(min_value=1, max_value=24 * 3600, required=False)
+
+
+class ScalingEventSerializer(serializers.ModelSerializer[ScalingEvent]):
+    from_ = StrictIntegerField(source="from_count")
+    to = StrictIntegerField(source="to_count")
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScalingEvent
+        fields = ["id", "at", "from_", "to", "reason", "detail", "source", "actor"]
+        read_only_fields = fields
+
+    def get_fields(self) -> dict[str, Any]:
+        # ``from`` is a Python keyword: declared as from_, served as from (API.md).
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField(allow_null=True)))
+    def get_actor(self, event: ScalingEvent) -> dict[str, str | None]:
+        if event.actor_id is not None:
+            return {"type": "user", "id": str(event.actor_id)}
+        if event.source == "autoscaler":
+            return {"type": "agent", "id": None}
+        return {"type": "system", "id": None}
 
 
 class ClusterCreateSerializer(serializers.Serializer[Any]):
@@ -133,6 +193,7 @@ class ClusterCreateSerializer(serializers.Serializer[Any]):
     auto_suspend_minutes = StrictIntegerField(
         required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
     )
+    autoscaling = AutoscalingInput(required=False)
 
 
 class ClusterUpdateSerializer(serializers.Serializer[Any]):
@@ -151,6 +212,7 @@ class ClusterUpdateSerializer(serializers.Serializer[Any]):
     cache = serializers.RegexField(
         CACHE_ID_RE, required=False, allow_null=True, help_text="A cache id, or null to detach."
     )
+    autoscaling = AutoscalingInput(required=False)
 
 
 class ResizeSerializer(serializers.Serializer[Any]):

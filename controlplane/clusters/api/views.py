@@ -14,10 +14,10 @@ from rest_framework.response import Response
 from controlplane.catalogs.models import CatalogAttachment
 from controlplane.clusters import services
 from controlplane.clusters.api import serializers as s
-from controlplane.clusters.models import Cluster
+from controlplane.clusters.models import Cluster, ScalingEvent
 from controlplane.computeplanes.services import live_compute_plane
 from controlplane.core.models import Operation
-from controlplane.core.viewsets import OrgScopedViewSet
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -54,6 +54,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
                 auto_suspend_minutes=data.get("auto_suspend_minutes"),
                 catalog_ids=tuple(data["catalogs"]),
                 cache_id=data.get("cache"),
+                autoscaling=data.get("autoscaling"),
             ),
         )
         return self._accepted(cluster, operation)
@@ -109,3 +110,12 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         return self._accepted(
             *services.restart_cluster(actor=self.actor, cluster=self.get_object())
         )
+
+    @extend_schema(request=None, responses={200: s.ScalingEventSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="scaling-events")
+    def scaling_events(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Every change of the worker count, newest first: who or what decided it, and why."""
+        cluster = self.get_object()
+        events = ScalingEvent.objects.filter(cluster=cluster, organization=self.organization)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(s.ScalingEventSerializer(page, many=True).data)

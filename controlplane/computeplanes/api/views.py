@@ -16,7 +16,7 @@ from controlplane.computeplanes import services
 from controlplane.computeplanes.api import serializers as s
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.core.errors import NotFound
-from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
+from controlplane.tenancy.viewsets import ADMIN_WRITES, OrgScopedViewSet
 
 
 class ComputePlaneViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):

@@ -84,8 +84,9 @@ class AwsConfig:
 
     region: str = "us-east-1"
     endpoint_url: str | None = None
-    # botocore "standard" mode: exponential backoff with jitter on throttling and 5xx; five
-    # attempts ride out a short throttling burst without stretching a Celery step past a minute.
+    # botocore "standard" mode: exponential backoff with jitter on throttling and 5xx. botocore's
+    # ``max_attempts`` counts retries, so 5 means the first call and five retries: enough to ride
+    # out a short throttling burst without stretching a Celery step past a minute.
     max_attempts: int = 5
     connect_timeout: float = 5.0
     read_timeout: float = 30.0

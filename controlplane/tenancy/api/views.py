@@ -10,12 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.core.audit import Actor
 from controlplane.core.roles import Role
-from controlplane.core.viewsets import ADMIN_WRITES, OrgScopedViewSet
 from controlplane.tenancy import services
 from controlplane.tenancy.api import serializers as s
 from controlplane.tenancy.models import ApiToken, Membership, Organization
+from controlplane.tenancy.viewsets import ADMIN_WRITES, OrgScopedViewSet, actor_from_request
 
 
 def _user_or_refuse_token(request: Request) -> Any:
@@ -71,7 +70,7 @@ class OrganizationListView(APIView):
         body = s.OrganizationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         org = services.create_organization(
-            actor=Actor.from_request(request), owner=user, **body.validated_data
+            actor=actor_from_request(request), owner=user, **body.validated_data
         )
         data = s.OrganizationSerializer(org, context={"roles": {org.pk: Role.OWNER}}).data
         return Response(data, status=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from computeplane_agent.install import SYSTEM_NODE_GROUP
+from computeplane_agent.install import SYSTEM_INSTANCE_TYPE, SYSTEM_NODE_GROUP
 from controlplane.providers.aws.reconcilers.base import (
     COMPUTE_PLANE_KEY,
     PlannedAction,
@@ -23,9 +23,6 @@ from controlplane.providers.aws.reconcilers.base import (
 from controlplane.providers.aws.reconcilers.eks import cluster_name
 from controlplane.providers.aws.reconcilers.nodegroup import NodeGroupReconciler, NodeGroupSpec
 
-# General purpose, 2 vCPU / 8 GiB: room for the agent (128 MiB) and a few metastores (~1-2 GiB
-# each) per node; Presto and Alluxio never run here, so nothing bigger is needed.
-SYSTEM_INSTANCE_TYPE = "m6i.large"
 # Two nodes (one per AZ from the private subnets) keep the agent schedulable through a node or AZ
 # loss; three leaves room for a rolling node replacement.
 SYSTEM_MIN, SYSTEM_DESIRED, SYSTEM_MAX = 1, 2, 3

@@ -26,8 +26,8 @@ from controlplane.core.db import fetch_prepared
 from controlplane.core.models import AuditEvent, Operation
 from controlplane.core.observability import bind_organization
 from controlplane.core.roles import Role, role_at_least
-from controlplane.core.viewsets import OrgScopedViewSet
 from controlplane.tenancy import authentication
+from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
 class _PageRows:

@@ -18,13 +18,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.core.audit import Actor
+from controlplane.core.audit import Actor, client_ip
 from controlplane.core.observability import bind_organization
 from controlplane.core.roles import Role, role_at_least
+from controlplane.tenancy.models import ApiToken, Membership
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_object", "initial")
 
@@ -111,13 +113,19 @@ class OrgScopedViewSet(viewsets.GenericViewSet, metaclass=_ScopedViewSetMeta):  
 
     @property
     def actor(self) -> Actor:
-        return Actor.from_request(self.request)
+        return actor_from_request(self.request)
+
+
+def actor_from_request(request: HttpRequest) -> Actor:
+    """Who is calling: the signed-in user, or the API token the request authenticated with."""
+    user = request.user if request.user.is_authenticated else None
+    auth = getattr(request, "auth", None)
+    token = auth if isinstance(auth, ApiToken) else None
+    return Actor(user=user, token=token, source_ip=client_ip(request))
 
 
 def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     """The caller's organization and role, or 404 if the caller is not in it."""
-    from controlplane.tenancy.models import ApiToken, Membership
-
     not_found = exceptions.NotFound("No such organization.")
     token = request.auth if isinstance(request.auth, ApiToken) else None
     if token is not None:
