@@ -410,6 +410,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters/{id}/scaling-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every change of the worker count, newest first: who or what decided it, and why. */
+        get: operations["orgs_clusters_scaling_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/clusters/{id}/start": {
         parameters: {
             query?: never;
@@ -674,6 +691,31 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        Autoscaling: {
+            enabled: boolean;
+            min_count: number;
+            max_count: number;
+            target_queued: number;
+            target_cpu_percent: number;
+            scale_out_window_seconds: number;
+            scale_in_idle_minutes: number;
+            scale_out_step: number;
+            scale_in_step: number;
+            cooldown_seconds: number;
+        };
+        /** @description Every field optional: a POST takes the defaults, a PATCH changes only what it names. */
+        AutoscalingInputRequest: {
+            enabled?: boolean;
+            min_count?: number;
+            max_count?: number;
+            target_queued?: number;
+            target_cpu_percent?: number;
+            scale_out_window_seconds?: number;
+            scale_in_idle_minutes?: number;
+            scale_out_step?: number;
+            scale_in_step?: number;
+            cooldown_seconds?: number;
+        };
         /**
          * @description * `2` - 2
          *     * `3` - 3
@@ -874,6 +916,7 @@ export interface components {
             readonly catalogs: string[];
             readonly cache: string | null;
             readonly auto_suspend_minutes: number | null;
+            readonly autoscaling: components["schemas"]["Autoscaling"];
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
             readonly node_group: string;
@@ -893,6 +936,7 @@ export interface components {
             catalogs?: string[];
             cache?: string | null;
             auto_suspend_minutes?: number | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         /**
          * @description * `provisioning` - Provisioning
@@ -1307,6 +1351,13 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedScalingEventList: {
+            results: components["schemas"]["ScalingEvent"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedTokenList: {
             results: components["schemas"]["Token"][];
             /** Format: uri */
@@ -1363,6 +1414,7 @@ export interface components {
             catalogs?: string[];
             /** @description A cache id, or null to detach. */
             cache?: string | null;
+            autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         PatchedComputePlaneUpdateRequest: {
             name?: string;
@@ -1427,6 +1479,26 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        ScalingEvent: {
+            readonly id: string;
+            /** Format: date-time */
+            readonly at: string;
+            to: number;
+            readonly reason: string;
+            readonly detail: string;
+            readonly source: components["schemas"]["SourceEnum"];
+            readonly actor: {
+                [key: string]: string | null;
+            };
+            from: number;
+        };
+        /**
+         * @description * `autoscaler` - Autoscaler
+         *     * `schedule` - Schedule
+         *     * `user` - User
+         * @enum {string}
+         */
+        SourceEnum: "autoscaler" | "schedule" | "user";
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -2481,6 +2553,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Cluster"];
+                };
+            };
+        };
+    };
+    orgs_clusters_scaling_events_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScalingEventList"];
                 };
             };
         };
