@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from django.db import models
 
-from controlplane.computeplanes.models import WorkloadResource, compute_plane_key
+from controlplane.computeplanes.models import (
+    ComputePlaneStatus,
+    WorkloadResource,
+    compute_plane_key,
+)
 from controlplane.core.ids import PrefixedIdField
 from controlplane.core.models import organization_key
 
-
-class CacheStatus(models.TextChoices):
-    PROVISIONING = "provisioning"
-    READY = "ready"
-    UPDATING = "updating"
-    DELETING = "deleting"
-    DELETED = "deleted"
-    FAILED = "failed"
+# A cache goes through the compute plane's lifecycle, state for state, except that a drift check
+# never marks it degraded: one enum, and the column offers its states but that one.
+CacheStatus = ComputePlaneStatus
+CACHE_STATES = [(v, label) for v, label in CacheStatus.choices if v != CacheStatus.DEGRADED]
 
 
 class CacheMedium(models.TextChoices):
@@ -33,9 +33,7 @@ class Cache(WorkloadResource):
     organization = organization_key("caches")
     compute_plane = compute_plane_key("caches")
     version = models.CharField(max_length=32)
-    status = models.CharField(
-        max_length=16, choices=CacheStatus.choices, default=CacheStatus.PROVISIONING
-    )
+    status = models.CharField(max_length=16, choices=CACHE_STATES, default=CacheStatus.PROVISIONING)
     worker_instance_type = models.CharField(max_length=32)
     workers = models.PositiveIntegerField()
     medium = models.CharField(max_length=4, choices=CacheMedium.choices)

@@ -15,11 +15,14 @@ from controlplane.agentapi.models import ObservedState
 from controlplane.caching.models import Cache, CacheStatus
 from controlplane.caching.services import CREATE_KIND, DELETE_KIND, UPDATE_KIND
 from controlplane.clusters.desired import publish_carrying
-from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
+from controlplane.computeplanes.workflows import (
+    AGENT_DELETE_WAIT_POLLS,
+    plane_resource_loader,
+    reconcile,
+    wait_for_agent_again,
+)
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
-    PermanentError,
-    RetryLater,
     Step,
     register_resource_workflows,
     step_attempts,
@@ -28,15 +31,6 @@ from controlplane.providers.aws.reconcilers.nodegroup import (
     NodeGroupReconciler,
     cache_node_group,
 )
-
-# Alluxio workers start within a few minutes of their nodes joining; 10 s polls see it soon
-# enough. 180 polls = 30 minutes before giving up.
-WAIT_SECONDS = 10.0
-WAIT_POLLS = 180
-# If the agent never confirms the removal (its compute plane broken), the node group is deleted
-# anyway after 5 minutes, which stops the pods just the same.
-DELETE_WAIT_POLLS = 30
-
 
 _cache = plane_resource_loader(Cache)
 
@@ -90,11 +84,9 @@ def wait_for_agent(operation: Operation) -> str:
     if operation.kind == DELETE_KIND:
         if _removed(cache):
             return "the agent removed the cache's objects"
-        if step_attempts(operation, "wait_for_agent") >= DELETE_WAIT_POLLS:
+        if step_attempts(operation, "wait_for_agent") >= AGENT_DELETE_WAIT_POLLS:
             return "the agent did not confirm the removal; going on"
-        raise RetryLater(
-            "waiting for the agent to remove the cache", delay=poll_delay(WAIT_SECONDS)
-        )
+        wait_for_agent_again(operation, "waiting for the agent to remove the cache", gave_up=None)
     applied = cache.observed_version >= cache.desired_version > 0
     if (
         applied
@@ -103,13 +95,13 @@ def wait_for_agent(operation: Operation) -> str:
         and cache.workers_ready == cache.workers
     ):
         return f"master and {cache.workers_ready} workers ready"
-    if step_attempts(operation, "wait_for_agent") >= WAIT_POLLS:
-        raise PermanentError(
-            "agent_timeout",
-            f"The cache did not become ready in time: {_wait_detail(cache)}. Check the compute "
-            "plane's agent and the cache node group's instances, then retry.",
-        )
-    raise RetryLater(_wait_detail(cache), delay=poll_delay(WAIT_SECONDS))
+    detail = _wait_detail(cache)
+    wait_for_agent_again(
+        operation,
+        detail,
+        gave_up=f"The cache did not become ready in time: {detail}. Check the compute plane's "
+        "agent and the cache node group's instances, then retry.",
+    )
 
 
 NODE_GROUP = Step("node_group", ensure_node_group)

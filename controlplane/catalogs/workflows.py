@@ -19,27 +19,22 @@ from collections.abc import Callable
 from controlplane.catalogs.models import Metastore, MetastoreStatus
 from controlplane.catalogs.services import METASTORE_CREATE_KIND, METASTORE_DELETE_KIND
 from controlplane.clusters.desired import publish_plane
-from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
+from controlplane.computeplanes.workflows import (
+    plane_resource_loader,
+    reconcile,
+    wait_for_agent_again,
+)
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
-    PermanentError,
-    RetryLater,
     Step,
     record_on,
     register_resource_workflows,
-    step_attempts,
 )
 from controlplane.providers.aws.reconcilers.base import ReconcileContext
 from controlplane.providers.aws.reconcilers.rds import (
     MetastoreDatabaseReconciler,
     MetastoreDatabaseSpec,
 )
-
-# The metastore's pods start within a minute or two of the publish (image pull, schema init on
-# an empty database); 10 s polls see it soon enough. 180 polls = 30 minutes before giving up.
-WAIT_SECONDS = 10.0
-WAIT_POLLS = 180
-
 
 _metastore = plane_resource_loader(Metastore)
 
@@ -93,15 +88,13 @@ def wait_for_agent(operation: Operation) -> str:
         f"metastore {metastore.observed_phase or 'not reported yet'}, schema "
         f"{'ready' if metastore.schema_ready else 'not ready'}"
     )
-    polls = step_attempts(operation, "wait_for_agent")
-    if polls >= WAIT_POLLS:
-        raise PermanentError(
-            "agent_timeout",
-            f"The metastore did not start in time ({detail}). Check the compute plane's agent "
-            "and the hive-metastore pods' logs (the database is reachable only from the compute "
-            "plane's nodes), then retry.",
-        )
-    raise RetryLater(detail, delay=poll_delay(WAIT_SECONDS))
+    wait_for_agent_again(
+        operation,
+        detail,
+        gave_up=f"The metastore did not start in time ({detail}). Check the compute plane's "
+        "agent and the hive-metastore pods' logs (the database is reachable only from the "
+        "compute plane's nodes), then retry.",
+    )
 
 
 PUBLISH = Step("publish_desired_state", publish)

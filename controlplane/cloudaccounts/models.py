@@ -6,6 +6,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from controlplane.core.ids import PrefixedIdField
+from controlplane.core.models import DriftChecked
 
 AWS_ACCOUNT_ID_VALIDATOR = RegexValidator(r"^\d{12}$", "An AWS account id is 12 digits.")
 
@@ -20,7 +21,7 @@ class CloudAccountStatus(models.TextChoices):
     UNUSABLE = "unusable"
 
 
-class CloudAccount(models.Model):
+class CloudAccount(DriftChecked):
     id = PrefixedIdField("acct")
     organization = models.ForeignKey(
         "tenancy.Organization", on_delete=models.CASCADE, related_name="cloud_accounts"
@@ -37,10 +38,6 @@ class CloudAccount(models.Model):
     checks = models.JSONField(default=list, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     external_id_rotated_at = models.DateTimeField(null=True, blank=True)
-    # [{check, detail}] from the last drift check that failed (computeplanes/drift.py).
-    findings = models.JSONField(default=list, blank=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

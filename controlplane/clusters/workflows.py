@@ -27,11 +27,14 @@ from controlplane.clusters.services import (
     STOP_KIND,
     record_event,
 )
-from controlplane.computeplanes.workflows import plane_resource_loader, poll_delay, reconcile
+from controlplane.computeplanes.workflows import (
+    AGENT_DELETE_WAIT_POLLS,
+    plane_resource_loader,
+    reconcile,
+    wait_for_agent_again,
+)
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
-    PermanentError,
-    RetryLater,
     Step,
     register_resource_workflows,
     step_attempts,
@@ -40,16 +43,6 @@ from controlplane.providers.aws.reconcilers.nodegroup import (
     NodeGroupReconciler,
     cluster_node_groups,
 )
-
-# Pods start in a minute or two once nodes join (a few minutes); 10 s polls see it soon
-# enough without flooding the database. 180 polls = 30 minutes before giving up.
-WAIT_SECONDS = 10.0
-WAIT_POLLS = 180
-# A deleted cluster's objects are pruned on the agent's next loop; if the agent is gone (its
-# compute plane broken) the node groups are deleted anyway after 5 minutes, which stops the
-# pods just the same.
-DELETE_WAIT_POLLS = 30
-
 
 _cluster = plane_resource_loader(Cluster)
 
@@ -117,7 +110,7 @@ def wait_for_agent(operation: Operation) -> str:
     if operation.kind == DELETE_KIND:
         if applied and cluster.observed_phase == ABSENT:
             return "the agent removed the cluster's objects"
-        if step_attempts(operation, "wait_for_agent") >= DELETE_WAIT_POLLS:
+        if step_attempts(operation, "wait_for_agent") >= AGENT_DELETE_WAIT_POLLS:
             return f"the agent did not confirm the removal ({_wait_detail(cluster)}); going on"
     elif operation.kind == STOP_KIND:
         if applied and cluster.observed_phase == "stopped":
@@ -129,13 +122,15 @@ def wait_for_agent(operation: Operation) -> str:
         and cluster.workers_ready == cluster.workers_desired
     ):
         return f"coordinator and {cluster.workers_ready} workers ready"
-    if operation.kind != DELETE_KIND and step_attempts(operation, "wait_for_agent") >= WAIT_POLLS:
-        raise PermanentError(
-            "agent_timeout",
-            f"The cluster did not reach the requested state in time: {_wait_detail(cluster)}. "
-            "Check the compute plane's agent and the node group's instances, then retry.",
-        )
-    raise RetryLater(_wait_detail(cluster), delay=poll_delay(WAIT_SECONDS))
+    detail = _wait_detail(cluster)
+    wait_for_agent_again(
+        operation,
+        detail,
+        gave_up=None  # a delete goes on after AGENT_DELETE_WAIT_POLLS (above)
+        if operation.kind == DELETE_KIND
+        else f"The cluster did not reach the requested state in time: {detail}. Check the "
+        "compute plane's agent and the node group's instances, then retry.",
+    )
 
 
 NODE_GROUPS = Step("node_groups", ensure_node_groups)

@@ -7,7 +7,12 @@ from typing import Any
 from django.db import models
 
 from controlplane.core.ids import PrefixedIdField
-from controlplane.core.models import OperatedResource, live_name_unique, organization_key
+from controlplane.core.models import (
+    DriftChecked,
+    OperatedResource,
+    live_name_unique,
+    organization_key,
+)
 
 
 class ComputePlaneStatus(models.TextChoices):
@@ -32,7 +37,7 @@ class EndpointAccess(models.TextChoices):
     PUBLIC_AND_PRIVATE = "public_and_private"
 
 
-class ComputePlane(OperatedResource):
+class ComputePlane(OperatedResource, DriftChecked):
     id = PrefixedIdField("cp")
     organization = organization_key("compute_planes")
     cloud_account = models.ForeignKey(
@@ -63,11 +68,6 @@ class ComputePlane(OperatedResource):
     # A one-time token the agent exchanges for its credential (digest only; issue 5 uses it).
     bootstrap_token_digest = models.CharField(max_length=64, blank=True)
     bootstrap_token_expires_at = models.DateTimeField(null=True, blank=True)
-    # [{check, detail}] from the last drift check that found something (computeplanes/drift.py).
-    findings = models.JSONField(default=list, blank=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    # When the periodic drift check looks next; staggered per plane so tenants are spread out.
-    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta(OperatedResource.Meta):
         # Named before the base existed (its default would be uniq_live_computeplane_name).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from django.conf import settings
 from django.db import models, transaction
@@ -139,6 +139,24 @@ def plane_resource_loader(model: type[M]) -> Callable[[Operation], M]:
 
 def poll_delay(seconds: float) -> float:
     return min(seconds, float(settings.LAKEPLANE_MAX_POLL_SECONDS))
+
+
+# The agent's report on what runs on a plane (clusters, caches, metastores): pods start in a
+# minute or two once nodes join; 10 s polls see it soon enough without flooding the database,
+# and 180 polls = 30 minutes before giving up. A deleted resource's objects are pruned on the
+# agent's next loop; if the agent is gone (its plane broken) the teardown goes on after 5 minutes.
+AGENT_WAIT_SECONDS = 10.0
+AGENT_WAIT_POLLS = 180
+AGENT_DELETE_WAIT_POLLS = 30
+
+
+def wait_for_agent_again(operation: Operation, detail: str, *, gave_up: str | None) -> NoReturn:
+    """How a resource's ``wait_for_agent`` step ends while the agent has not reported it done:
+    after AGENT_WAIT_POLLS polls the operation fails with ``agent_timeout`` and ``gave_up`` (what
+    to check), else the step runs again. ``gave_up=None`` waits on (a delete stops by itself)."""
+    if gave_up is not None and step_attempts(operation, "wait_for_agent") >= AGENT_WAIT_POLLS:
+        raise PermanentError("agent_timeout", gave_up)
+    raise RetryLater(detail, delay=poll_delay(AGENT_WAIT_SECONDS))
 
 
 def reconcile(plane: ComputePlane, call: Callable[[ReconcileContext], str]) -> str:

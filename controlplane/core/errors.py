@@ -7,6 +7,7 @@ handler turns them, and DRF's own errors, into
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,14 +15,21 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError
+from django.db import OperationalError as DatabaseUnreachable
 from django.db.models import Model, ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://docs.lakeplane.dev/errors/"
+# What a lost database or broker connection raises: the request could not be served now, and
+# a retry will be (503 + Retry-After), unlike a bug (500).
+UNAVAILABLE = (DatabaseUnreachable, InterfaceError, BrokerUnreachable)
+RETRY_AFTER_SECONDS = 5
 
 
 class LakeplaneError(Exception):
@@ -115,7 +123,24 @@ _TITLES = {
 }
 
 
+def _unavailable_body() -> dict[str, Any]:
+    return problem(
+        503,
+        "Service unavailable",
+        "Lakeplane cannot reach its database or message broker right now; the request was not "
+        f"carried out. Retry in {RETRY_AFTER_SECONDS} seconds.",
+        code="unavailable",
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, UNAVAILABLE):
+        return Response(
+            _unavailable_body(),
+            status=503,
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, LakeplaneError):
         body = problem(exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
         return Response(body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE)
@@ -189,6 +214,12 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
+    """Django's last resort. An outage met outside DRF (session or auth middleware reading
+    the database) is a 503 like the API's own; anything else is a bug."""
+    if isinstance(sys.exc_info()[1], UNAVAILABLE):
+        response = JsonResponse(_unavailable_body(), status=503, content_type=PROBLEM_CONTENT_TYPE)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return _json_problem(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
         "Internal error",

@@ -50,6 +50,11 @@ class Operation(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # When the next advance_operation message is due (now, or after a step's poll delay);
+    # NULL once finished. A message that is long overdue was lost (a web process or worker
+    # died holding it, the broker was down when it was sent): resume_stalled_operations
+    # sends another.
+    next_delivery_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         "tenancy.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -65,6 +70,12 @@ class Operation(models.Model):
         indexes = [
             models.Index(fields=["organization", "-id"], name="op_org_recent"),
             models.Index(fields=["target_type", "target_id"], name="op_target"),
+            # The stalled-operation sweep reads only unfinished operations.
+            models.Index(
+                fields=["next_delivery_at"],
+                name="op_unfinished_due",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -154,6 +165,19 @@ def organization_key(related_name: str) -> models.ForeignKey[Any, Any]:
     return models.ForeignKey(
         "tenancy.Organization", on_delete=models.CASCADE, related_name=related_name
     )
+
+
+class DriftChecked(models.Model):
+    """What the periodic drift check records on what it checks (cloud accounts, compute planes):
+    ``[{check, detail}]`` of its last finding, when it last looked, and when it looks next
+    (staggered per row, so tenants are spread out)."""
+
+    findings = models.JSONField(default=list, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
 
 
 class Resource(models.Model):

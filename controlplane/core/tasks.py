@@ -6,6 +6,15 @@ that neither module imports the other in a loop.
 
 from __future__ import annotations
 
-from controlplane.core.workflows import advance_operation
+from celery import shared_task
 
-__all__ = ["advance_operation"]
+from controlplane.core.workflows import advance_operation, resume_stalled_operations
+
+
+@shared_task(ignore_result=True)
+def resume_stalled() -> int:
+    """Periodic (beat): send a new message for each operation whose message chain broke."""
+    return len(resume_stalled_operations())
+
+
+__all__ = ["advance_operation", "resume_stalled"]

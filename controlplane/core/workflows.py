@@ -26,13 +26,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, models, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from controlplane.core import audit, representation
 from controlplane.core.audit import Actor
@@ -116,6 +118,7 @@ def start_operation(
             target_id=str(target.pk),
             params=params or {},
             created_by=actor.user,
+            next_delivery_at=timezone.now(),
         )
         OperationStep.objects.bulk_create(
             OperationStep(operation=operation, position=i, name=step.name)
@@ -134,10 +137,20 @@ def start_operation(
 
 
 def send_advance(operation_id: str, countdown: float | None = None) -> None:
-    if countdown:
-        advance_operation.apply_async((operation_id,), countdown=countdown)
-    else:
-        advance_operation.apply_async((operation_id,))
+    """Publish the next delivery. With the broker unreachable the operation is already durable
+    in PostgreSQL with its due time, so the caller is not failed: resume_stalled_operations
+    sends it once the broker is back."""
+    try:
+        if countdown:
+            advance_operation.apply_async((operation_id,), countdown=countdown)
+        else:
+            advance_operation.apply_async((operation_id,))
+    except BrokerUnreachable as exc:
+        logger.warning(
+            "broker unreachable, %s will be resumed by the stalled-operation sweep: %s",
+            operation_id,
+            exc,
+        )
 
 
 def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
@@ -154,6 +167,7 @@ def retry_operation(*, actor: Actor, operation: Operation) -> Operation:
         locked.error_message = ""
         locked.finished_at = None
         locked.lease_until = None
+        locked.next_delivery_at = timezone.now()
         locked.save()
         representation.store(locked)
         audit.record(
@@ -414,10 +428,11 @@ def _settle(
             step.finished_at = now
         step.save(update_fields=["status", "detail", "errors", "finished_at"])
         operation.lease_until = None
+        operation.next_delivery_at = now + timedelta(seconds=countdown or 0)
         total = operation.steps.count()
         done = operation.steps.filter(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED]).count()
         operation.progress = int(100 * done / total) if total else 100
-        operation.save(update_fields=["lease_until", "progress"])
+        operation.save(update_fields=["lease_until", "next_delivery_at", "progress"])
         if error is not None:
             operation.error_code, operation.error_message = error
             _finish(operation, OperationStatus.FAILED, claim.workflow)
@@ -433,6 +448,7 @@ def _finish(operation: Operation, status: OperationStatus, workflow: Workflow) -
     operation.status = status
     operation.finished_at = timezone.now()
     operation.lease_until = None
+    operation.next_delivery_at = None
     if status == OperationStatus.SUCCEEDED:
         operation.progress = 100
     operation.save()
@@ -448,6 +464,47 @@ def _finish(operation: Operation, status: OperationStatus, workflow: Workflow) -
     )
     # Last, after the hook: the stored JSON must show everything this transaction wrote.
     representation.store(operation)
+
+
+def resume_stalled_operations(now: datetime | None = None) -> list[str]:
+    """Send ``advance_operation`` again for every unfinished operation whose message is lost.
+
+    The message chain of an operation can break where no retry reaches: a web process killed
+    between the commit and the send, the broker down at that moment, a whole worker killed
+    with its unacknowledged (or countdown) message, which Redis gives back only after the
+    visibility timeout (an hour). Two signs, each older than LAKEPLANE_STALLED_OPERATION_SECONDS:
+
+    - a lease that ran out that long ago: the worker running the step died and nobody
+      took the step over (the next claim counts it as a lost worker, so a step that keeps
+      killing workers still fails);
+    - no lease and a message that was due that long ago.
+
+    A message sent for an operation that was merely slow is harmless: the claim's lease and
+    fencing let one delivery run the step; the others return or poll. Returns the ids resumed.
+    """
+    now = now or timezone.now()
+    overdue = now - timedelta(seconds=settings.LAKEPLANE_STALLED_OPERATION_SECONDS)
+    unfinished = Operation.objects.filter(
+        status__in=[OperationStatus.QUEUED, OperationStatus.RUNNING]
+    )
+    stalled = unfinished.filter(
+        models.Q(lease_until__lt=overdue)
+        | models.Q(lease_until__isnull=True, next_delivery_at__lt=overdue)
+    )
+    resumed: list[str] = []
+    for operation_id in stalled.values_list("id", flat=True)[: settings.LAKEPLANE_STALLED_BATCH]:
+        with transaction.atomic():
+            # Only if still stalled now that we hold the row: a worker may have just claimed it.
+            row = stalled.select_for_update(skip_locked=True).filter(pk=operation_id).first()
+            if row is None:
+                continue
+            row.next_delivery_at = now
+            row.save(update_fields=["next_delivery_at"])
+            transaction.on_commit(partial(send_advance, row.id))
+        resumed.append(operation_id)
+    if resumed:
+        logger.warning("resumed %d stalled operations: %s", len(resumed), ", ".join(resumed))
+    return resumed
 
 
 # --- the delivery ------------------------------------------------------------------------------

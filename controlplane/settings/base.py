@@ -164,11 +164,17 @@ SPECTACULAR_SETTINGS = {
         "CloudAccountStatusEnum": "controlplane.cloudaccounts.models.CloudAccountStatus",
         "RoleEnum": "controlplane.core.roles.Role",
         "ComputePlaneStatusEnum": "controlplane.computeplanes.models.ComputePlaneStatus",
+        "CacheStatusEnum": "controlplane.caching.models.CACHE_STATES",
         "ClusterStatusEnum": "controlplane.clusters.models.ClusterStatus",
         "MetastoreStatusEnum": "controlplane.catalogs.models.MetastoreStatus",
         "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The problem+json errors every operation can answer, declared once (core/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "controlplane.core.api.schema.add_problem_responses",
+    ],
     # Swagger UI's assets come from drf-spectacular-sidecar as static files, not a CDN, so
     # /api/docs/ works where browsers cannot reach the internet (air-gapped installs, sandbox).
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -222,6 +228,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_IMPORTS: list[str] = env.list("CELERY_IMPORTS", default=[])
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Operations whose message was lost with a dead process (core/workflows.py,
+    # resume_stalled_operations); cheap (one indexed query) so every minute.
+    "resume-stalled-operations": {
+        "task": "controlplane.core.tasks.resume_stalled",
+        "schedule": env.float("LAKEPLANE_STALL_SWEEP_SECONDS", default=60.0),
+        "options": {"queue": "provisioning"},
+    },
     # Orphans are rare (a crash between create and record, a row deleted by hand); a quarter
     # hour bounds what they cost the customer without listing their account all day.
     "sweep-orphaned-resources": {
@@ -265,6 +278,12 @@ LAKEPLANE_DRIFT_BATCH = env.int("LAKEPLANE_DRIFT_BATCH", default=500)
 # A claimed step is leased to one worker for this long. Steps are bounded to a few seconds,
 # so 60 s leaves a wide margin; a worker killed mid-step frees its step when the lease ends.
 LAKEPLANE_OPERATION_LEASE_SECONDS = env.int("LAKEPLANE_OPERATION_LEASE_SECONDS", default=60)
+# An operation whose step lease ran out, or whose next message was due, this long ago has lost
+# its message (its worker or web process died); the sweep above sends another. Well past the
+# lease and any queue backlog, since a message resent for a merely slow operation costs a
+# delivery; short next to the hour Redis takes to hand a dead worker's message back.
+LAKEPLANE_STALLED_OPERATION_SECONDS = env.float("LAKEPLANE_STALLED_OPERATION_SECONDS", default=300)
+LAKEPLANE_STALLED_BATCH = env.int("LAKEPLANE_STALLED_BATCH", default=500)
 # An unexpected error in a step is retried this many times (with backoff) before it fails.
 LAKEPLANE_STEP_MAX_ATTEMPTS = env.int("LAKEPLANE_STEP_MAX_ATTEMPTS", default=5)
 # Upper bound on how long a step waiting for AWS (EKS CREATING, NAT pending) sleeps between

@@ -240,7 +240,7 @@ def test_a_node_group_name_held_by_someone_else_fails_the_cache(
 def test_a_delete_the_agent_never_confirms_removes_the_node_group_after_bounded_polls(
     owner, sandbox, ready_plane, cache_agent
 ):
-    from controlplane.caching.workflows import DELETE_WAIT_POLLS
+    from controlplane.computeplanes.workflows import AGENT_DELETE_WAIT_POLLS as DELETE_WAIT_POLLS
 
     data, op = accepted(owner.client.post(url(owner), body(ready_plane), format="json"))
     run(op, cache_agent)

@@ -223,7 +223,7 @@ def test_a_second_cluster_keeps_the_first_in_the_desired_state(
 def test_a_delete_the_agent_never_confirms_removes_the_node_groups_after_bounded_polls(
     owner, sandbox, ready_plane, sim_agent
 ):
-    from controlplane.clusters.workflows import DELETE_WAIT_POLLS
+    from controlplane.computeplanes.workflows import AGENT_DELETE_WAIT_POLLS as DELETE_WAIT_POLLS
 
     data, op = accepted(owner.client.post(url(owner), body(ready_plane), format="json"), owner)
     run(op, sim_agent)

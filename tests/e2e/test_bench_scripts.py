@@ -43,6 +43,7 @@ RUNS: dict[str, list[str]] = {
         *("--workers", "1", "--operations", "60"),
     ],
     "billing.py": ["--rows", "20000", "--orgs", "20", "--months", "2", "--runs", "3"],
+    "load.py": [*("--agents", "4,8", "--duration", "1", "--threads", "1", "--workers", "1")],
     "agent_ingest.py": [
         *("--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2"),
         *("--workers", "1", "--agents", "5"),
@@ -51,8 +52,9 @@ RUNS: dict[str, list[str]] = {
 POSTGRES = {"clusters.py", "catalog_propagation.py", "computeplanes.py", "billing.py"} | {
     "api_throughput.py",
     "agent_ingest.py",
+    "load.py",
 }
-WRK = {"api_throughput.py", "agent_ingest.py"}
+WRK = {"api_throughput.py", "agent_ingest.py", "load.py"}
 
 
 def test_every_bench_script_has_a_tiny_run() -> None:

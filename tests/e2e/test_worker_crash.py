@@ -77,7 +77,8 @@ class Workers:
     tmp_path: Path
     started: list[Worker] = field(default_factory=list)
 
-    def start(self) -> Worker:
+    def start(self, **overrides: str) -> Worker:
+        """A worker with this module's settings; ``overrides`` replace or add variables."""
         log = self.tmp_path / f"worker-{len(self.started)}.log"
         env = {
             **os.environ,
@@ -89,6 +90,7 @@ class Workers:
             "LAKEPLANE_OPERATION_LEASE_SECONDS": str(LEASE_SECONDS),
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "PYTHONUNBUFFERED": "1",
+            **overrides,
         }
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from controlplane.billing import documents, services
 from controlplane.billing.api.serializers import BillingSettingsSerializer, MeteringRecordSerializer
-from controlplane.billing.models import BillingProfile, MeteringRecord
+from controlplane.billing.models import BillingProfile, MeteringRecord, MeteringStatus
 from controlplane.billing.prices import aws_estimate_note, aws_hourly_estimate, books, compute_units
 from controlplane.billing.statements import (
     GROUPS,
@@ -218,7 +218,12 @@ class BillingViewSet(OrgScopedViewSet):
         )
         return Response(BillingSettingsSerializer(profile).data)
 
-    @extend_schema(responses=MeteringRecordSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=MeteringStatus.values)],
+        responses=inline_serializer(
+            "MeteringRecordList", {"results": MeteringRecordSerializer(many=True)}
+        ),
+    )
     @action(detail=False, methods=["get"], url_path="billing/metering")
     def metering(self, request: Request, **kwargs: Any) -> Response:
         records = MeteringRecord.objects.filter(organization=self.organization).order_by("-hour")
