@@ -14,6 +14,7 @@ from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.core.metrics import metrics
+from controlplane.sso.api.urls import org_urlpatterns as sso_org_urls
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
 from controlplane.tenancy.api.urls import urlpatterns as tenancy_urls
@@ -27,6 +28,7 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cache_org_urls,
     *catalog_org_urls,
     *billing_org_urls,
+    *sso_org_urls,
 ]
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -47,6 +49,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("sso/", include("controlplane.sso.urls")),
+    path("scim/v2/", include("controlplane.sso.scim_urls")),
     path("", include("controlplane.tenancy.urls")),
 ]
 

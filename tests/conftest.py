@@ -15,8 +15,9 @@ from controlplane.tenancy import services
 from controlplane.tenancy.models import Organization, User
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
-# The AWS emulator (moto behind the sandbox layer): sandbox, sandbox_cloud, aws_clients.
-pytest_plugins = ["controlplane.sandbox.pytest_plugin"]
+# The AWS emulator (moto behind the sandbox layer): sandbox, sandbox_cloud, aws_clients; the
+# DNS and OpenID discovery servers of the SSO tests: dns_zone, discovery.
+pytest_plugins = ["controlplane.sandbox.pytest_plugin", "tests.sso.servers"]
 
 
 @pytest.fixture(autouse=True)

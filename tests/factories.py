@@ -234,3 +234,39 @@ from controlplane.billing.models import BillingProfile  # noqa: E402
 ORG_SCOPED_FACTORIES[BillingProfile] = lambda org: BillingProfile.objects.get_or_create(
     organization=org, defaults={"monthly_budget_cents": 10_000}
 )[0]
+
+
+# --- single sign-on ---------------------------------------------------------------------------
+from controlplane.sso import crypto  # noqa: E402
+from controlplane.sso.models import SsoConnection, SsoDomain, SsoGroupMapping  # noqa: E402
+
+
+def _sso_connection(org: Organization) -> Model:
+    return SsoConnection.objects.create(
+        organization=org,
+        issuer="https://idp.example.com",
+        client_id="lakeplane",
+        client_secret_encrypted=crypto.encrypt("s3cret"),
+        authorization_endpoint="https://idp.example.com/auth",
+        token_endpoint="https://idp.example.com/token",
+        userinfo_endpoint="https://idp.example.com/me",
+        jwks_uri="https://idp.example.com/jwks",
+    )
+
+
+ORG_SCOPED_FACTORIES[SsoConnection] = _sso_connection
+_sso_sequence = iter(range(1, 10**9))
+ORG_SCOPED_FACTORIES[SsoDomain] = lambda org: SsoDomain.objects.create(
+    organization=org,
+    domain=f"d{next(_sso_sequence)}.{org.slug}.example.com",
+    verification_token="t",
+)
+ORG_SCOPED_FACTORIES[SsoGroupMapping] = lambda org: SsoGroupMapping.objects.create(
+    organization=org, group=f"engineers-{next(_sso_sequence)}", role="member"
+)
+
+from controlplane.sso.models import ScimToken  # noqa: E402
+
+ORG_SCOPED_FACTORIES[ScimToken] = lambda org: ScimToken.objects.create(
+    organization=org, name="idp", prefix=f"p{next(_sso_sequence)}", digest="0" * 64
+)

@@ -31,6 +31,12 @@ PREFIXES = {
     "agc",
     "cred",
     "sev",
+    "sso",
+    "dom",
+    "gmap",
+    "scim",
+    "scimu",
+    "scimg",
 }
 
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "controlplane.catalogs",
     "controlplane.caching",
     "controlplane.billing",
+    "controlplane.sso",
 ]
 
 # django-prometheus' pair wraps everything (request rate and latency by route); the request
@@ -385,6 +386,18 @@ OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
 # A refused sign-in (unverified email, deactivated user, IdP error) lands on the sign-in page.
 LOGIN_REDIRECT_URL_FAILURE = "/login/"
+
+# --- Per-organization single sign-on (controlplane/sso) -----------------------------------
+# Fernet keys (comma separated) that encrypt organizations' OIDC client secrets at rest: the
+# first encrypts, all decrypt, so a key is rotated by putting the new one first. Empty: one
+# key derived from SECRET_KEY (then rotating SECRET_KEY means entering the secrets again).
+LAKEPLANE_SSO_ENCRYPTION_KEYS = env.list("LAKEPLANE_SSO_ENCRYPTION_KEYS", default=[])
+# Where domain-verification TXT records are looked up ("host" or "host:port"); empty: the
+# system's resolver. Tests point it at a DNS server they run.
+LAKEPLANE_SSO_DNS_NAMESERVER = env.str("LAKEPLANE_SSO_DNS_NAMESERVER", default="")
+# An organization's issuer must be https; plain http is accepted on loopback addresses only
+# when this is on (the sandbox's local providers). Production turns it off.
+LAKEPLANE_SSO_ALLOW_LOOPBACK_HTTP = env.bool("LAKEPLANE_SSO_ALLOW_LOOPBACK_HTTP", default=True)
 
 # --- AWS -----------------------------------------------------------------------------------
 # With no endpoint override Lakeplane talks to AWS itself; the sandbox points this at the

@@ -7,8 +7,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
+
+from controlplane.tenancy.models import Membership, User
 
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
 <h1>Lakeplane console</h1>
@@ -34,9 +38,36 @@ def console_index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(index.read_text(), content_type="text/html; charset=utf-8")
 
 
+SSO_REQUIRED_MESSAGE = (
+    "Your organization requires single sign-on: continue with single sign-on below."
+)
+
+
+def _sso_binds(membership: Membership) -> bool:
+    """Whether the organization requires SSO of this member (its break-glass owner excepted,
+    while they are an owner)."""
+    org = membership.organization
+    break_glass = org.sso_break_glass_owner_id == membership.user_id and membership.role == "owner"
+    return org.require_sso and not break_glass
+
+
+class SignInForm(AuthenticationForm):
+    """The password form, which refuses someone every one of whose organizations requires
+    single sign-on (unless they are that organization's break-glass owner). A person with
+    another organization may still sign in; the API then refuses the SSO-only organizations
+    to this session (tenancy.viewsets.resolve_org_role)."""
+
+    def confirm_login_allowed(self, user: User) -> None:
+        super().confirm_login_allowed(user)
+        memberships = list(Membership.objects.filter(user=user).select_related("organization"))
+        if memberships and all(_sso_binds(m) for m in memberships):
+            raise ValidationError(SSO_REQUIRED_MESSAGE, code="sso_required")
+
+
 def login_view(request: HttpRequest) -> HttpResponseBase:
     return auth_views.LoginView.as_view(
         template_name="registration/login.html",
+        authentication_form=SignInForm,
         redirect_authenticated_user=True,
         extra_context={
             "oidc_enabled": settings.OIDC_ENABLED,

@@ -63,6 +63,13 @@ class Organization(models.Model):
     # Off by default: every API token expires (at most MAX_TOKEN_DAYS). Only an owner turns it
     # on, and the change is audited (tenancy.services.update_organization).
     allow_non_expiring_tokens = models.BooleanField(default=False)
+    # Single sign-on policy (controlplane/sso): when on, a console session reaches this
+    # organization only if it was signed in through the organization's own provider; the
+    # break-glass owner may still use a password, so a broken IdP cannot lock the org out.
+    require_sso = models.BooleanField(default=False)
+    sso_break_glass_owner = models.ForeignKey(
+        "User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     def __str__(self) -> str:
         return self.slug
@@ -85,6 +92,9 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user_id}@{self.organization_id}:{self.role}"
 
+
+# The session key listing the organizations (ids) this session signed in to through their SSO.
+SSO_SESSION_KEY = "lakeplane_sso_orgs"
 
 TOKEN_PREFIX = "lpt"  # noqa: S105 - the public scheme marker of our tokens, not a secret
 

@@ -8,5 +8,5 @@ from controlplane.tenancy.console import console_index, login_view
 urlpatterns = [
     path("login/", login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    re_path(r"^(?!api/|static/|admin/|oidc/).*$", console_index, name="console"),
+    re_path(r"^(?!api/|static/|admin/|oidc/|sso/|scim/).*$", console_index, name="console"),
 ]

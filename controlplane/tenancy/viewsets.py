@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from controlplane.core.audit import Actor, client_ip
 from controlplane.core.observability import bind_organization
 from controlplane.core.roles import Role, role_at_least
-from controlplane.tenancy.models import ApiToken, Membership
+from controlplane.tenancy.models import SSO_SESSION_KEY, ApiToken, Membership
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_object", "initial")
 
@@ -139,7 +139,17 @@ def resolve_org_role(request: Request, slug: str) -> tuple[Any, Role]:
     )
     if membership is None:
         raise not_found
-    return membership.organization, Role(membership.role)
+    org = membership.organization
+    break_glass = request.user.pk == org.sso_break_glass_owner_id and membership.role == Role.OWNER
+    if org.require_sso and not break_glass:
+        # The policy binds console sessions; API tokens are automation an owner issued.
+        session = getattr(request, "session", None)
+        signed_in = session.get(SSO_SESSION_KEY, []) if session is not None else []
+        if org.pk not in signed_in:
+            raise exceptions.PermissionDenied(
+                f"{org.slug} requires single sign-on: sign in at /sso/start?org={org.slug}."
+            )
+    return org, Role(membership.role)
 
 
 class OrgScopedModelViewSet(

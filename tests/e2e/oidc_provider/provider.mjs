@@ -3,12 +3,20 @@
 // the accounts are a fixed list, state lives in memory and the signing key is made at start.
 //
 // Usage: node provider.mjs [--port N] [--issuer URL] [--client-id ID] [--client-secret S]
-//                          [--redirect-uri URL ...]
+//                          [--redirect-uri URL ...] [--config FILE] [--accounts FILE]
 // Each option falls back to an environment variable: OIDC_PROVIDER_PORT, OIDC_PROVIDER_ISSUER,
 // OIDC_PROVIDER_CLIENT_ID, OIDC_PROVIDER_CLIENT_SECRET, OIDC_PROVIDER_REDIRECT_URIS (comma
-// separated). Prints "listening on <issuer>" once it accepts connections.
+// separated), OIDC_PROVIDER_CONFIG, OIDC_PROVIDER_ACCOUNTS. Prints "listening on <issuer>" once
+// it accepts connections.
+//
+// --config names a JSON file {port, issuer, clients: [{client_id, client_secret, redirect_uris,
+// token_endpoint_auth_method}]} so several providers with their own clients can run at once;
+// options given on the command line win over it. --accounts names a JSON file
+// [{sub, email, verified, name, groups}] that replaces the fixed directory below and is read
+// again at every sign-in, so a test can move someone out of a group between two sign-ins.
 
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -21,20 +29,39 @@ const { values: args } = parseArgs({
     'client-id': { type: 'string' },
     'client-secret': { type: 'string' },
     'redirect-uri': { type: 'string', multiple: true },
+    config: { type: 'string' },
+    accounts: { type: 'string' },
   },
 });
 
 const env = process.env;
-const port = Number(args.port ?? env.OIDC_PROVIDER_PORT ?? 9400);
-const issuer = args.issuer ?? env.OIDC_PROVIDER_ISSUER ?? `http://127.0.0.1:${port}`;
+const configFile = args.config ?? env.OIDC_PROVIDER_CONFIG;
+const config = configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {};
+const port = Number(args.port ?? env.OIDC_PROVIDER_PORT ?? config.port ?? 9400);
+const issuer = args.issuer ?? env.OIDC_PROVIDER_ISSUER ?? config.issuer ?? `http://127.0.0.1:${port}`;
+const accountsFile = args.accounts ?? env.OIDC_PROVIDER_ACCOUNTS ?? config.accounts;
 const clientId = args['client-id'] ?? env.OIDC_PROVIDER_CLIENT_ID ?? 'lakeplane';
 const clientSecret = args['client-secret'] ?? env.OIDC_PROVIDER_CLIENT_SECRET;
 const redirectUris = args['redirect-uri']
   ?? (env.OIDC_PROVIDER_REDIRECT_URIS ?? 'http://127.0.0.1:8000/oidc/callback/')
     .split(',').map((uri) => uri.trim()).filter(Boolean);
+// mozilla-django-oidc sends the secret in the form body unless OIDC_TOKEN_USE_BASIC_AUTH.
+const defaultAuthMethod = env.OIDC_PROVIDER_TOKEN_AUTH_METHOD ?? 'client_secret_post';
 
-if (!clientSecret) {
-  console.error('a client secret is required: --client-secret or OIDC_PROVIDER_CLIENT_SECRET');
+const clients = (config.clients ?? (clientSecret ? [{
+  client_id: clientId,
+  client_secret: clientSecret,
+  redirect_uris: redirectUris,
+}] : [])).map((client) => ({
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: defaultAuthMethod,
+  id_token_signed_response_alg: 'RS256',
+  ...client,
+}));
+
+if (!clients.length || clients.some((client) => !client.client_secret)) {
+  console.error('a client secret is required: --client-secret, OIDC_PROVIDER_CLIENT_SECRET or --config');
   process.exit(2);
 }
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -44,7 +71,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 
 // The fixed directory. Mallory's address is unverified, which Lakeplane must refuse; Bob's is
 // written in mixed case, which must still find his lower-cased local account.
-const ACCOUNTS = [
+const FIXED_ACCOUNTS = [
   { sub: 'u-alice', email: 'alice@example.com', verified: true, name: 'Alice Analyst' },
   { sub: 'u-mallory', email: 'mallory@example.com', verified: false, name: 'Mallory Mask' },
   { sub: 'u-bob', email: 'Bob.Builder@Example.COM', verified: true, name: 'Bob Builder' },
@@ -54,12 +81,16 @@ const ACCOUNTS = [
 // One password for the whole test directory: these are made-up people on a loopback server.
 const PASSWORD = env.OIDC_PROVIDER_PASSWORD ?? 'correct horse battery staple';
 
+function accounts() {
+  return accountsFile ? JSON.parse(readFileSync(accountsFile, 'utf8')) : FIXED_ACCOUNTS;
+}
+
 function accountBySub(sub) {
-  return ACCOUNTS.find((account) => account.sub === sub);
+  return accounts().find((account) => account.sub === sub);
 }
 
 function accountByLogin(email, password) {
-  const account = ACCOUNTS.find((a) => a.email.toLowerCase() === email.trim().toLowerCase());
+  const account = accounts().find((a) => a.email.toLowerCase() === email.trim().toLowerCase());
   const given = Buffer.from(password);
   const expected = Buffer.from(PASSWORD);
   const passwordOk = given.length === expected.length && timingSafeEqual(given, expected);
@@ -77,16 +108,7 @@ const signingKey = {
 };
 
 const provider = new Provider(issuer, {
-  clients: [{
-    client_id: clientId,
-    client_secret: clientSecret,
-    redirect_uris: redirectUris,
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    // mozilla-django-oidc sends the secret in the form body unless OIDC_TOKEN_USE_BASIC_AUTH.
-    token_endpoint_auth_method: env.OIDC_PROVIDER_TOKEN_AUTH_METHOD ?? 'client_secret_post',
-    id_token_signed_response_alg: 'RS256',
-  }],
+  clients,
   // PKCE for every client, confidential ones included (the default only demands it of public
   // clients), and only with S256: "plain" would hand the verifier to anyone reading the URL.
   pkce: { methods: ['S256'], required: () => true },
@@ -94,6 +116,7 @@ const provider = new Provider(issuer, {
     openid: ['sub'],
     email: ['email', 'email_verified'],
     profile: ['name'],
+    groups: ['groups'],
   },
   async findAccount(ctx, sub) {
     const account = accountBySub(sub);
@@ -101,11 +124,14 @@ const provider = new Provider(issuer, {
     return {
       accountId: account.sub,
       async claims() {
+        // Read again: the directory may have changed since the sign-in started.
+        const now = accountBySub(sub) ?? account;
         return {
-          sub: account.sub,
-          email: account.email,
-          email_verified: account.verified,
-          name: account.name,
+          sub: now.sub,
+          email: now.email,
+          email_verified: now.verified,
+          name: now.name,
+          groups: now.groups ?? [],
         };
       },
     };
