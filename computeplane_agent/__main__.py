@@ -1,24 +1,35 @@
-"""``python -m computeplane_agent run`` | ``install-manifests`` | ``export-kustomize DIR``."""
+"""``python -m computeplane_agent run`` | ``gateway --config FILE`` | ``install-manifests``."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from computeplane_agent import __version__
-from computeplane_agent.agent import Agent
+from computeplane_agent.agent import Agent, AgentState
 from computeplane_agent.client import HttpControlPlaneClient
-from computeplane_agent.contract import WORKLOAD_NAMESPACE, AgentCredential, Registration
-from computeplane_agent.install import DEFAULT_IMAGE, install_manifests
+from computeplane_agent.contract import (
+    WORKLOAD_NAMESPACE,
+    AgentCredential,
+    GatewaySpec,
+    Registration,
+)
+from computeplane_agent.gateway.server import AppThread
+from computeplane_agent.install import AGENT_LISTEN_PORT, DEFAULT_IMAGE, install_manifests
+from computeplane_agent.listener import Listener
 from computeplane_agent.metrics import DEFAULT_METRICS_PORT, AgentMetrics
+from computeplane_agent.render.gateway import DEFAULT_AGENT_URL, GatewayEnvironment
 from computeplane_agent.targets.base import Target
 
 
@@ -68,6 +79,36 @@ def load_credential(client: HttpControlPlaneClient, credential_file: Path) -> Ag
     return credential
 
 
+def gateway_key(credential: str) -> bytes:
+    """The gateway replicas' URI-signing key, derived from the agent's credential: the same after
+    an agent restart (follow-ups of running queries still verify), new with a new credential."""
+    return (
+        hmac.new(credential.encode(), b"lakeplane-gateway-uri-key-v1", hashlib.sha256)
+        .hexdigest()
+        .encode()
+    )
+
+
+def start_listener(
+    client: HttpControlPlaneClient, agent_id: str, state: Callable[[], AgentState]
+) -> tuple[AppThread, str]:
+    """The listener the gateway posts wakes and query records to; returns it and its address
+    as the gateway should use it (``LAKEPLANE_AGENT_URL``, else the bound loopback address when
+    listening on 127.0.0.1 — the sandbox —, else the in-cluster Service)."""
+    host, _, port = _env("LAKEPLANE_AGENT_LISTEN", f"0.0.0.0:{AGENT_LISTEN_PORT}").rpartition(":")
+
+    def applied_gateway() -> GatewaySpec | None:
+        applied = state().applied
+        return applied.gateway if applied is not None else None
+
+    listener = Listener(client, agent_id=agent_id, gateway=applied_gateway)
+    thread = AppThread(listener.app(), name="agent-listener", host=host, port=int(port))
+    url = os.environ.get("LAKEPLANE_AGENT_URL") or (
+        f"http://127.0.0.1:{thread.port}" if host == "127.0.0.1" else DEFAULT_AGENT_URL
+    )
+    return thread, url
+
+
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = _env("LAKEPLANE_CONTROL_PLANE_URL")
@@ -83,6 +124,9 @@ def run() -> int:
     metrics_port = int(_env("LAKEPLANE_METRICS_PORT", str(DEFAULT_METRICS_PORT)))
     if metrics_port:
         metrics.serve(metrics_port)
+    # Its own client: the listener's thread must not share the loop's HTTP session.
+    reports = HttpControlPlaneClient(url, credential=credential.credential)
+    _listener, agent_url = start_listener(reports, credential.agent_id, lambda: agent.state)
     agent = Agent(
         client,
         target,
@@ -90,6 +134,10 @@ def run() -> int:
         poll_seconds=poll_seconds,
         resolver=AwsSecretResolver(),
         metrics=metrics,
+        gateway=GatewayEnvironment(
+            image=_env("LAKEPLANE_GATEWAY_IMAGE", DEFAULT_IMAGE), agent_url=agent_url
+        ),
+        gateway_key=gateway_key(credential.credential),
     )
     stop = threading.Event()
 
@@ -112,14 +160,22 @@ class _Stopped(BaseException):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["gateway"]:
+        # The same image runs the gateway (render/gateway.py): its own arguments follow.
+        from computeplane_agent.gateway.__main__ import main as gateway_main
+
+        gateway_main(args_in[1:])
+        return 0
     parser = argparse.ArgumentParser(prog="computeplane_agent")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the agent (configured from LAKEPLANE_* env vars)")
+    commands.add_parser("gateway", help="run the query gateway (--config FILE; see --help)")
     manifests = commands.add_parser("install-manifests", help="print the agent's install YAML")
     manifests.add_argument("--control-plane-url", required=True)
     manifests.add_argument("--bootstrap-token", default="")
     manifests.add_argument("--image", default=DEFAULT_IMAGE)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
         if args.command == "run":
             return run()

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from secrets import token_urlsafe
 
 from computeplane_agent import __version__
 from computeplane_agent.catalog_sync import CatalogSync
@@ -43,10 +44,12 @@ from computeplane_agent.contract import (
     UsageRole,
     UsageSample,
 )
-from computeplane_agent.install import SYSTEM_INSTANCE_TYPE
+from computeplane_agent.install import DEFAULT_IMAGE, SYSTEM_INSTANCE_TYPE
 from computeplane_agent.metrics import AgentMetrics
-from computeplane_agent.render import render_desired_state, resource_prefix
+from computeplane_agent.render import GatewayEnvironment, render_desired_state, resource_prefix
 from computeplane_agent.render.alluxio import master_service_name, master_web_url
+from computeplane_agent.render.gateway import NAME as GATEWAY_NAME
+from computeplane_agent.render.gateway import gateway_key_secret
 from computeplane_agent.render.metastore import schema_job_name
 from computeplane_agent.render.objects import dns_name
 from computeplane_agent.secrets import (
@@ -106,8 +109,15 @@ class Agent:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolver: SecretResolver | None = None,
         metrics: AgentMetrics | None = None,
+        gateway: GatewayEnvironment | None = None,
+        gateway_key: bytes | None = None,
     ) -> None:
         self.client = client
+        self.gateway = gateway or GatewayEnvironment(image=DEFAULT_IMAGE)
+        # The replicas' shared URI-signing key. ``run`` derives it from the agent's credential so
+        # a restarted agent writes the same one (queries in flight keep working); without one,
+        # a random key for this process.
+        self.gateway_key = gateway_key or token_urlsafe(32).encode()
         self.metrics = metrics or AgentMetrics()
         self.target = target
         self.resolver = resolver
@@ -135,7 +145,11 @@ class Agent:
             desired, self.resolver, self._secret_values, self.redactor, log
         )
         self.state.secrets = secrets
-        rendered = render_desired_state(desired, unavailable_catalogs=set(secrets.catalog_failures))
+        rendered = render_desired_state(
+            desired, unavailable_catalogs=set(secrets.catalog_failures), gateway=self.gateway
+        )
+        if desired.gateway is not None and desired.gateway.enabled:
+            rendered.append(gateway_key_secret(self.gateway_key))
         started = time.perf_counter()
         objects = [with_applied_hash(o) for o in [*rendered, *secrets.objects]]
         wanted = {ObjectRef.of(o): o for o in objects}
@@ -326,7 +340,7 @@ class Agent:
         state = self.state
         state.known_version = fresh.version
         try:
-            render_desired_state(fresh)  # fail before touching the target
+            render_desired_state(fresh, gateway=self.gateway)  # fail before touching the target
         except ValueError as exc:
             self._reject(fresh.version, "render_failed", str(exc))
             return
@@ -375,7 +389,8 @@ class Agent:
     def _usage_samples(self, applied: DesiredState, seconds: int) -> list[UsageSample]:
         """What ran, by role: each cluster's coordinator and ready workers, each cache's ready
         workers on its own node group, and each managed metastore's ready replicas on the
-        system nodes. Counted from readiness, never from what was asked for."""
+        system nodes, and the gateway's ready replicas. Counted from readiness, never from what
+        was asked for."""
         samples: list[UsageSample] = []
 
         def ran(role: UsageRole, instance_type: str, nodes: int, **subject: str) -> None:
@@ -400,6 +415,14 @@ class Agent:
             ran("cache", cache.worker_instance_type, cache_status.workers_ready, cache_id=cache.id)
         for ms in self.observe_metastores():
             ran("metastore", SYSTEM_INSTANCE_TYPE, ms.replicas_ready, metastore_id=ms.id)
+        if applied.gateway is not None and applied.gateway.enabled:
+            # The gateway's replicas run on the system nodes; one gateway per plane.
+            gateway = self._workload("Deployment", GATEWAY_NAME)
+            ran(
+                "gateway",
+                SYSTEM_INSTANCE_TYPE,
+                min(gateway.ready_replicas, applied.gateway.replicas),
+            )
         return samples
 
     def _report_usage(self, now: datetime) -> None:

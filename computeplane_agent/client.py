@@ -11,9 +11,11 @@ from computeplane_agent.contract import (
     AgentCredential,
     DesiredState,
     Heartbeat,
+    QueryReport,
     Registration,
     StatusReport,
     UsageReport,
+    WakeRequest,
 )
 
 API_PREFIX = "/api/agent/v1"
@@ -142,6 +144,14 @@ class HttpControlPlaneClient:
 
     def usage(self, report: UsageReport) -> None:
         self._request("POST", "usage", body=report)
+
+    def queries(self, report: QueryReport) -> None:
+        """The gateway's query records (``computeplane_agent.listener`` batches them)."""
+        self._request("POST", "queries", body=report)
+
+    def wake(self, request: WakeRequest) -> None:
+        """Start a stopped or suspended cluster a query is waiting for."""
+        self._request("POST", "wake", body=request)
 
 
 def _summarise(exc: ValidationError) -> str:

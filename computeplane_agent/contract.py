@@ -24,6 +24,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
+from computeplane_agent.access import AccessRules
+
 CONTRACT_VERSION: Literal["2026-11-01"] = "2026-11-01"
 SchemaVersion = Literal["2026-11-01"]
 
@@ -254,6 +256,9 @@ class ClusterSpec(ContractModel):
     # None: the agent never changes the worker count on its own (clusters made before
     # autoscaling, and every cluster whose policy is off and has no auto-suspend).
     autoscaling: AutoscalingSpec | None = None
+    # The data access rules the engine enforces (computeplane_agent/access.py); None: the
+    # engine's default access control.
+    access_rules: AccessRules | None = None
 
 
 class MetastoreDatabase(ContractModel):
@@ -536,6 +541,24 @@ class AgentError(ContractModel):
     version: int | None = Field(default=None, ge=0)
 
 
+# The one address clients use for the plane's gateway (in the sandbox a loopback URL).
+GatewayEndpoint = Annotated[
+    str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=512)
+]
+
+
+class GatewayStatus(ContractModel):
+    """The plane's gateway as the agent sees it: its address, ready replicas and which draining
+    clusters have nothing left running (the control plane's drain operation waits for that)."""
+
+    endpoint: GatewayEndpoint | None = None
+    replicas_ready: int = Field(default=0, ge=0, le=10)
+    # The ``version`` of the gateway config the replicas serve (a content hash).
+    config_version: Annotated[str, StringConstraints(max_length=128)] | None = None
+    drained: list[ClusterId] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    message: Message | None = None
+
+
 class StatusReport(ContractModel):
     schema_version: SchemaVersion = CONTRACT_VERSION
     agent_id: AgentId
@@ -546,6 +569,8 @@ class StatusReport(ContractModel):
     caches: list[CacheStatus] = Field(default_factory=list, max_length=MAX_CACHES)
     error: AgentError | None = None
     sent_at: datetime
+    # None while the plane runs no gateway (or an agent predating it).
+    gateway: GatewayStatus | None = None
 
 
 UsageRole = Literal["coordinator", "worker", "metastore", "cache", "gateway"]

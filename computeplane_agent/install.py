@@ -16,6 +16,8 @@ from computeplane_agent.metrics import DEFAULT_METRICS_PORT
 
 KubeObject = dict[str, Any]
 AGENT_NAME = "lakeplane-agent"
+# The agent's listener for the plane's gateway (computeplane_agent.listener).
+AGENT_LISTEN_PORT = 8091
 DEFAULT_IMAGE = f"ghcr.io/lakeplane/computeplane-agent:{__version__}"
 LABELS = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/part-of": "lakeplane"}
 # Every other node group is tainted for one cluster or cache; the compute plane's system node
@@ -130,13 +132,19 @@ def install_manifests(
                                 "name": "agent",
                                 "image": image,
                                 "args": ["run"],
-                                # Prometheus in the VPC scrapes the agent here.
+                                # Prometheus in the VPC scrapes the agent here; the gateway
+                                # posts wakes and query records to the listener.
                                 "ports": [
                                     {
                                         "name": "metrics",
                                         "containerPort": DEFAULT_METRICS_PORT,
                                         "protocol": "TCP",
-                                    }
+                                    },
+                                    {
+                                        "name": "listener",
+                                        "containerPort": AGENT_LISTEN_PORT,
+                                        "protocol": "TCP",
+                                    },
                                 ],
                                 "envFrom": [{"configMapRef": {"name": f"{AGENT_NAME}-config"}}],
                                 "env": [
@@ -167,6 +175,24 @@ def install_manifests(
                         "volumes": [{"name": "credential", "emptyDir": {}}],
                     },
                 },
+            },
+        },
+        {
+            # The address the gateway reaches the agent's listener at (render/gateway.py).
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(AGENT_NAME),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": AGENT_NAME},
+                "ports": [
+                    {
+                        "name": "listener",
+                        "port": AGENT_LISTEN_PORT,
+                        "targetPort": "listener",
+                        "protocol": "TCP",
+                    }
+                ],
             },
         },
     ]

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from controlplane.access.api.urls import org_urlpatterns as access_org_urls
 from controlplane.billing.api.urls import org_urlpatterns as billing_org_urls
 from controlplane.billing.api.urls import urlpatterns as billing_urls
 from controlplane.caching.api.urls import org_urlpatterns as cache_org_urls
@@ -14,6 +15,7 @@ from controlplane.clusters.api.urls import org_urlpatterns as cluster_org_urls
 from controlplane.computeplanes.api.urls import org_urlpatterns as computeplane_org_urls
 from controlplane.core.health import healthz, readyz
 from controlplane.core.metrics import metrics
+from controlplane.gateways.api.urls import org_urlpatterns as gateway_org_urls
 from controlplane.sso.api.urls import org_urlpatterns as sso_org_urls
 from controlplane.tenancy.api.urls import org_detail_urlpatterns
 from controlplane.tenancy.api.urls import org_urlpatterns as tenancy_org_urls
@@ -27,7 +29,9 @@ org_scoped_urls: list[URLPattern | URLResolver] = [
     *cluster_org_urls,
     *cache_org_urls,
     *catalog_org_urls,
+    *access_org_urls,
     *billing_org_urls,
+    *gateway_org_urls,
     *sso_org_urls,
 ]
 

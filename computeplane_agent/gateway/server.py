@@ -35,6 +35,7 @@ WAKE_WAIT_MAX = 2.0
 _UNREACHABLE = "GATEWAY_BACKEND_UNREACHABLE"
 SHORT_TEXT = 256  # the contract's bound on user, source and error name
 MAX_QUERY_TEXT = 64 * 1024  # the contract's bound on a recorded query text
+MAX_URI_BYTES = 4 * 1024 * 1024  # a 1 MiB statement compresses and base64-encodes well below
 
 
 @dataclass
@@ -354,10 +355,12 @@ class Proxy:
             h = self.state.health.get(cid, ClusterHealth())
             draining = c.state == "draining"
             n = counts.get(cid, 0)
+            # Empty: nothing in flight here and nothing on the coordinator, or a coordinator that
+            # is gone (nothing on it can finish; a drain must not wait for it forever).
+            empty = n == 0 and ((h.state == UP and h.load == 0) or h.state == DOWN)
             clusters[cid] = {
                 "health": h.state, "running": h.running, "queued": h.queued, "in_flight": n,
-                "draining": draining,
-                "drained": draining and n == 0 and h.load == 0 and h.state == UP,
+                "draining": draining, "drained": draining and empty,
             }  # fmt: skip
         return _json({"config_version": self.state.config.version, "clusters": clusters})
 
@@ -468,7 +471,12 @@ def build_app(
     if config_path is not None:
         state.config_mtime = config_path.stat().st_mtime
     proxy = Proxy(state)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024,
+        # A woken query's statement (and, when turned on, a query's text) rides in its signed
+        # follow-up URI: allow request lines far beyond aiohttp's 8 KiB default.
+        handler_args={"max_line_size": MAX_URI_BYTES},
+    )
     app[STATE] = state
     app.router.add_post("/v1/statement", proxy.statement)
     app.router.add_route("*", uris.PREFIX + "{token}", proxy.follow)
@@ -516,7 +524,13 @@ def read_key(key_file: str | None) -> bytes:
 class AppThread:
     """An aiohttp app serving on 127.0.0.1 from a thread of its own (tests, bench, in-process)."""
 
-    def __init__(self, app: web.Application, name: str = "lakeplane-gateway") -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        name: str = "lakeplane-gateway",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         import threading
 
         self.app = app
@@ -528,7 +542,7 @@ class AppThread:
             asyncio.set_event_loop(self.loop)
             runner = web.AppRunner(self.app, access_log=None)
             self.loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, host, port)
             self.loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

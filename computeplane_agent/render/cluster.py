@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from computeplane_agent import access
 from computeplane_agent.contract import WORKLOAD_NAMESPACE, CacheSpec, CatalogSpec, ClusterSpec
 from computeplane_agent.render import catalogs as catalog_render
 from computeplane_agent.render.engines import HTTP_PORT, PROFILES, SHUTDOWN_USER, EngineProfile
@@ -137,9 +138,40 @@ class _ClusterRenderer:
             **self._memory_properties(self.coordinator_sizing, cluster_wide=True),
             **self.profile.coordinator_catalog_properties,
         }
-        return {
+        files = {
             "config.properties": properties(config),
             **self._common_files(self.coordinator_sizing),
+        }
+        if self.spec.access_rules is not None and self.spec.engine == "trino":
+            # The rules file lives in its own ConfigMap (not part of the config checksum): a
+            # rule change is re-read by the engine within the refresh period, never a restart.
+            files["access-control.properties"] = properties(
+                {
+                    "access-control.name": "file",
+                    "security.config-file": f"{self.access_dir}/rules.json",
+                    "security.refresh-period": f"{access.REFRESH_SECONDS}s",
+                }
+            )
+        return files
+
+    @property
+    def access_dir(self) -> str:
+        return f"{self.profile.config_dir}/access"
+
+    def _hive_catalogs(self) -> list[CatalogSpec]:
+        return [c for c in self.catalogs if c.connector == "hive"]
+
+    def access_files(self) -> dict[str, str]:
+        """The engine's rules files: Trino's system ``rules.json``; PrestoDB's Hive connector
+        file security, one document per Hive catalog (PrestoDB has no system table rules)."""
+        rules = self.spec.access_rules
+        if rules is None:
+            return {}
+        if self.spec.engine == "trino":
+            return {"rules.json": access.dumps(access.trino_rules(list(rules.rules)))}
+        return {
+            f"{c.name}.json": access.dumps(access.presto_hive_rules(list(rules.rules), c.name))
+            for c in self._hive_catalogs()
         }
 
     def worker_files(self) -> dict[str, str]:
@@ -170,7 +202,17 @@ class _ClusterRenderer:
         return files
 
     def catalog_files(self) -> dict[str, str]:
-        return catalog_render.catalog_files(self.catalogs, self.spec.engine, self.cache)
+        files = catalog_render.catalog_files(self.catalogs, self.spec.engine, self.cache)
+        if self.spec.access_rules is not None and self.spec.engine == "presto":
+            for c in self._hive_catalogs():
+                files[f"{c.name}.properties"] += properties(
+                    {
+                        "hive.security": "file",
+                        "security.config-file": f"{self.access_dir}/{c.name}.json",
+                        "security.refresh-period": f"{access.REFRESH_SECONDS}s",
+                    }
+                )
+        return files
 
     def cache_files(self) -> dict[str, str]:
         return catalog_render.cache_files(self.spec.engine, self.cache)
@@ -302,6 +344,14 @@ class _ClusterRenderer:
             {"name": "catalog", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
             {"name": "data", "emptyDir": {}},
         ]
+        if component == "coordinator" and self.spec.access_rules is not None:
+            volumes.append(
+                {"name": "access-rules", "configMap": {"name": f"{self.prefix}-access-rules"}}
+            )
+            # A directory mount (no subPath), so the kubelet refreshes the files in place.
+            container["volumeMounts"].append(
+                {"name": "access-rules", "mountPath": self.access_dir, "readOnly": True}
+            )
         if self.cache is not None:
             volumes.append(
                 {"name": "cache-client", "configMap": {"name": f"{self.prefix}-cache-client"}}
@@ -391,6 +441,11 @@ class _ClusterRenderer:
             *(
                 [self.config_map(f"{self.prefix}-cache-client", self.cache_files(), None)]
                 if self.cache is not None
+                else []
+            ),
+            *(
+                [self.config_map(f"{self.prefix}-access-rules", self.access_files(), None)]
+                if spec.access_rules is not None
                 else []
             ),
             {

@@ -118,3 +118,9 @@ class Target(Protocol):
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         """Usage reported by an Alluxio master's web endpoint; None when it cannot be read (the
         agent then reports capacity from the spec and zero use)."""
+
+    def gateway_url(self) -> str | None:
+        """Where the agent reaches the plane's gateway (its status), None when it cannot."""
+
+    def gateway_endpoint(self) -> str | None:
+        """The one address clients use for the plane's gateway, once it has one."""

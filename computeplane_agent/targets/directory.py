@@ -36,6 +36,8 @@ STATEMENTS_DIR = "_catalog-statements"
 # Where the sandbox's engine supervisor records each cluster's local coordinator (one JSON file per
 # cluster: url, state, workers, pid); the sandbox's stand-in for the coordinator Service's address.
 ENGINES_DIR = "_engines"
+# The sandbox's stand-in for the gateway's Service (controlplane/sandbox/engine/gateway.py).
+GATEWAY_DIR = "_gateway"
 
 
 class DirectoryTarget:
@@ -138,6 +140,19 @@ class DirectoryTarget:
 
     def engine_record_path(self, cluster_id: str) -> Path:
         return self.root / ENGINES_DIR / f"{cluster_id}.json"
+
+    def gateway_url(self) -> str | None:
+        """The local address standing in for the plane's gateway Service, once the sandbox
+        supervisor runs the gateway; else None."""
+        try:
+            record = json.loads((self.root / GATEWAY_DIR / "record.json").read_text())
+        except (OSError, ValueError):
+            return None
+        url = record.get("url") if isinstance(record, dict) else None
+        return url if isinstance(url, str) and url else None
+
+    def gateway_endpoint(self) -> str | None:
+        return self.gateway_url()  # the same loopback address for the agent and for clients
 
     def coordinator_url(self, cluster_id: str) -> str | None:
         """The local address standing in for a cluster's coordinator Service, once the sandbox

@@ -18,6 +18,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
+from computeplane_agent.render.gateway import NAME as GATEWAY_NAME
+from computeplane_agent.render.gateway import PORT as GATEWAY_PORT
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
     REPLICATED_KINDS,
@@ -217,6 +219,20 @@ class KubernetesTarget:
         if ref.kind == "StatefulSet" and state.get("updateRevision"):
             is_ready = is_ready and state.get("currentRevision") == state.get("updateRevision")
         return Readiness(True, is_ready, min(ready, desired), desired)
+
+    def gateway_url(self) -> str:
+        # The agent runs in the cluster: the gateway's Service by its DNS name.
+        return f"http://{GATEWAY_NAME}.{WORKLOAD_NAMESPACE}.svc:{GATEWAY_PORT}"
+
+    def gateway_endpoint(self) -> str | None:
+        """The internal load balancer's address, once AWS has given the Service one."""
+        ref = ObjectRef("v1", "Service", WORKLOAD_NAMESPACE, GATEWAY_NAME)
+        status, payload = self._call("GET", object_path(ref))
+        if status != 200 or not isinstance(payload, dict):
+            return None
+        ingress = (payload.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0]
+        host = ingress.get("hostname") or ingress.get("ip")
+        return f"http://{host}:{GATEWAY_PORT}" if host else None
 
     def run_catalog_statements(
         self, cluster_id: str, coordinator_service: str, statements: Sequence[str]

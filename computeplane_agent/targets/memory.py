@@ -92,3 +92,9 @@ class MemoryTarget:
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         return self.usage.get(cache_id)
+
+    def gateway_url(self) -> str | None:
+        return None  # nothing runs: no gateway to ask
+
+    def gateway_endpoint(self) -> str | None:
+        return None

@@ -52,6 +52,11 @@ status_reported = Signal()
 # ``compute_plane_id``, ``period_start`` and ``period_end``: billing keeps the periods agents
 # vouched for, so that a period reported with no samples counts as "nothing ran".
 usage_reported = Signal()
+# The gateway's reports (``QueryReport``, ``WakeRequest``) are for the gateways app, which
+# listens; this app authenticates them and passes them on with ``compute_plane_id`` and
+# ``report``. The listener's answer is the response body (``send`` returns it).
+queries_reported = Signal()
+wake_requested = Signal()
 
 AGENT_ACTOR = audit.Actor.system_actor("agent")
 # Report records only have to outlive the agent's retries of one report (minutes); a day is
@@ -718,3 +723,28 @@ def mark_stale_agents(*, now: datetime | None = None) -> int:
 def prune_reports(*, now: datetime | None = None) -> int:
     deleted, _ = AgentReport.objects.filter(received_at__lt=_now(now) - REPORT_RETENTION).delete()
     return deleted
+
+
+def _listener_answer(signal: Signal, plane_id: str, document: Any) -> dict[str, Any]:
+    sent: list[tuple[Any, Any]] = signal.send(
+        sender=AgentReport, compute_plane_id=plane_id, report=document
+    )
+    answers = [a for _, a in sent if a is not None]
+    if not answers:  # pragma: no cover - the gateways app is always installed
+        raise LakeplaneError("Nothing takes this report here.")
+    answer: dict[str, Any] = answers[0]
+    return answer
+
+
+def record_queries(credential: AgentCredential, report: contract.QueryReport) -> dict[str, Any]:
+    """Query records of the plane's gateway: idempotent by (plane, query id), so a retried
+    report stores nothing twice; a record naming a cluster of another plane is refused."""
+    check_agent_id(credential, report.agent_id)
+    return _listener_answer(queries_reported, credential.compute_plane_id, report)
+
+
+def request_wake(credential: AgentCredential, request: contract.WakeRequest) -> dict[str, Any]:
+    """Start a sleeping cluster of the plane for a query waiting at the gateway (once, however
+    many replicas ask)."""
+    check_agent_id(credential, request.agent_id)
+    return _listener_answer(wake_requested, credential.compute_plane_id, request)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from django.db import transaction
 
 from computeplane_agent import contract
+from controlplane.access.services import rules_for_cluster
 from controlplane.agentapi.services import publish_desired_state
 from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.clusters.scaling import autoscaling_spec, counted_workers
 from controlplane.computeplanes.models import ComputePlane, WorkloadResource
+from controlplane.gateways.desired import gateway_spec
 
 # Not in the desired state: the agent removes their objects.
 GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
@@ -44,12 +46,13 @@ def cluster_spec(
         node_group=cluster.node_group,
         catalogs=catalog_ids or [],
         cache=cluster.cache_id,
+        draining=cluster.draining,
         autoscaling=autoscaling_spec(cluster, counted or 0),
     )
 
 
 def desired_state(plane: ComputePlane) -> contract.DesiredState:
-    clusters = (
+    clusters = list(
         Cluster.objects.filter(compute_plane=plane, deleted_at__isnull=True)
         .exclude(status__in=GONE)
         .order_by("id")
@@ -65,6 +68,10 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         s if s.cache in served or s.cache is None else s.model_copy(update={"cache": None})
         for s in specs
     ]
+    rules = rules_for_cluster([s.id for s in specs])
+    specs = [
+        s.model_copy(update={"access_rules": rules[s.id]}) if s.id in rules else s for s in specs
+    ]
     return contract.DesiredState(
         compute_plane_id=plane.id,
         version=0,  # publish_desired_state assigns the next version
@@ -73,6 +80,7 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         metastores=metastore_specs(plane),
         catalogs=catalogs,
         caches=caches,
+        gateway=gateway_spec(plane, clusters),
     )
 
 

@@ -49,6 +49,9 @@ class Cluster(WorkloadResource):
     )
     # Bumped by restart; the agent rolls every pod when it changes.
     restart_generation = models.PositiveIntegerField(default=0)
+    # Set by ``POST …/drain``: the gateway sends the cluster no new queries and lets the running
+    # ones finish; PATCH ``{"draining": false}`` (or a start) takes queries again.
+    draining = models.BooleanField(default=False)
     # From the agent's latest status report (``observed.py``), besides the base's observed_*.
     coordinator_ready = models.BooleanField(default=False)
     workers_ready = models.PositiveIntegerField(default=0)

@@ -35,6 +35,7 @@ STOP_KIND = "cluster.stop"
 START_KIND = "cluster.start"
 RESTART_KIND = "cluster.restart"
 DELETE_KIND = "cluster.delete"
+DRAIN_KIND = "cluster.drain"
 
 MAX_WORKERS = contract.MAX_WORKERS
 # Without an explicit max_count a cluster may grow to ten workers (or its size, if larger).
@@ -264,8 +265,11 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
             changes.get("workers_max", locked.workers_max),
             errors,
         )
+        if changes.get("draining") is True:
+            errors["draining"] = ["Start a drain with POST …/drain; it runs as an operation."]
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
+        undrained = changes.get("draining") is False and locked.draining
         before = scaling.policy_of(locked), locked.auto_suspend_minutes
         for key, value in changes.items():
             setattr(locked, key, value)
@@ -274,7 +278,7 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
             raise InvalidInput("The change cannot be applied.", errors=errors)
         # The agent acts on the policy and on auto-suspend: it must see them change.
         republish = (scaling.policy_of(locked), locked.auto_suspend_minutes) != before
-        republish = _attach(locked, catalog_ids) or republish
+        republish = _attach(locked, catalog_ids) or republish or undrained
         if cache_given and cache_id != locked.cache_id:
             locked.cache = (
                 resolve_cache(locked.organization, cache_id, locked.compute_plane)
@@ -330,10 +334,21 @@ def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]
     return locked, operation
 
 
+def drain_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    """The gateway sends the cluster no new queries; the operation ends when the gateway reports
+    it empty (``StatusReport.gateway.drained``). The cluster keeps running."""
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.RUNNING, action="drained")
+        locked.draining = True
+        operation = _start(actor, locked, DRAIN_KIND, ClusterStatus.RUNNING, "drain_requested")
+    return locked, operation
+
+
 def start_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be started: the retry re-runs node groups, desired state and the wait.
     with transaction.atomic():
         locked = _locked(cluster, ClusterStatus.STOPPED, ClusterStatus.FAILED, action="started")
+        locked.draining = False  # a started cluster takes queries again
         operation = _start(actor, locked, START_KIND, ClusterStatus.STARTING, "start_requested")
     return locked, operation
 

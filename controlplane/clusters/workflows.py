@@ -15,12 +15,16 @@ cluster in the state asked for.
 
 from __future__ import annotations
 
+from typing import Any
+
+from controlplane.agentapi.models import ObservedState
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.clusters.observed import ABSENT
 from controlplane.clusters.services import (
     CREATE_KIND,
     DELETE_KIND,
+    DRAIN_KIND,
     RESIZE_KIND,
     RESTART_KIND,
     START_KIND,
@@ -29,12 +33,15 @@ from controlplane.clusters.services import (
 )
 from controlplane.computeplanes.workflows import (
     AGENT_DELETE_WAIT_POLLS,
+    AGENT_WAIT_SECONDS,
     plane_resource_loader,
+    poll_delay,
     reconcile,
     wait_for_agent_again,
 )
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
+    RetryLater,
     Step,
     register_resource_workflows,
     step_attempts,
@@ -133,6 +140,41 @@ def wait_for_agent(operation: Operation) -> str:
     )
 
 
+# A drain waits at most a long query's time (the contract's default max_query_minutes, 60),
+# then ends anyway: the cluster stays out of routing either way.
+DRAIN_WAIT_POLLS = 360
+
+
+def _reported_gateway(cluster: Cluster) -> dict[str, Any] | None:
+    document = (
+        ObservedState.objects.filter(compute_plane_id=cluster.compute_plane_id)
+        .values_list("document", flat=True)
+        .first()
+    )
+    return (document or {}).get("gateway")
+
+
+def wait_for_drained(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    if cluster.operation_id != operation.id:
+        return f"superseded by operation {cluster.operation_id}"
+    if not cluster.draining:
+        return "the drain was ended (draining set to false)"
+    applied = cluster.observed_version >= cluster.desired_version > 0
+    gateway = _reported_gateway(cluster)
+    if applied and gateway is None:
+        return "no gateway runs on the compute plane: nothing routes queries to the cluster"
+    if applied and cluster.id in (gateway or {}).get("drained", []):
+        return "the gateway reports no query running or queued on the cluster"
+    if step_attempts(operation, "wait_for_drained") >= DRAIN_WAIT_POLLS:
+        return "the gateway did not report the cluster empty in time; it stays out of routing"
+    state = "applied" if applied else f"version {cluster.desired_version} not yet applied"
+    raise RetryLater(
+        f"waiting for the gateway to report the cluster empty ({state})",
+        delay=poll_delay(AGENT_WAIT_SECONDS),
+    )
+
+
 NODE_GROUPS = Step("node_groups", ensure_node_groups)
 PUBLISH = Step("publish_desired_state", publish)
 WAIT = Step("wait_for_agent", wait_for_agent)
@@ -144,6 +186,7 @@ register_resource_workflows(
         (RESIZE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
         (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
         (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (DRAIN_KIND, [PUBLISH, Step("wait_for_drained", wait_for_drained)], ClusterStatus.RUNNING),
         (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
         (
             DELETE_KIND,

@@ -8,7 +8,8 @@ them (``manage.py localagents``). Everything it owns lives under
 ``credential.json`` (written by the agent after registering), ``agent.pid`` and ``agent.log``.
 Next to the agent runs the sandbox engine supervisor (``engines.pid``, ``engines.log``): one
 sandbox engine per running cluster, found at ``manifests/_engines/<cluster>.json`` — the
-sandbox's counterpart of the coordinator Service (``sandbox_engine_url``; docs/sandbox.md).
+sandbox's counterpart of the coordinator Service (``sandbox_engine_url``; docs/sandbox.md) — and
+the plane's gateway process, the counterpart of the gateway's Service (``sandbox_gateway_url``).
 The one-time bootstrap token is handed over in the process's environment only. Its AWS identity
 is the plane's agent role, never the control plane's: ``aws-config``/``aws-credentials`` there
 make boto3's default chain assume that role in the emulator (see :func:`sandbox_aws_environment`).
@@ -218,6 +219,12 @@ def sandbox_engine_url(plane_id: str, cluster_id: str) -> str | None:
     return DirectoryTarget(manifests_dir(plane_id)).coordinator_url(cluster_id)
 
 
+def sandbox_gateway_url(plane_id: str) -> str | None:
+    """In the sandbox, the local address of the plane's gateway process (the supervisor runs it
+    and keeps its port across restarts); else None."""
+    return DirectoryTarget(manifests_dir(plane_id)).gateway_url()
+
+
 def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
     """Start the plane's agent detached; returns its pid. Without a token it must have a
     credential file already (a restart)."""
@@ -235,6 +242,9 @@ def start_local_agent(plane: ComputePlane, bootstrap_token: str | None) -> int:
             "LAKEPLANE_CREDENTIAL_FILE": str(credential_file(plane.pk)),
             "LAKEPLANE_KUBERNETES_VERSION": plane.kubernetes_version,
             "LAKEPLANE_POLL_SECONDS": str(settings.LAKEPLANE_AGENT_MAX_WAIT_SECONDS),
+            # The listener the plane's gateway process posts wakes and query records to: a free
+            # loopback port; the agent writes its address into the gateway's config.
+            "LAKEPLANE_AGENT_LISTEN": "127.0.0.1:0",
         }
     )
     agent_role_arn = (plane.resources or {}).get("agent_role_arn")

@@ -33,8 +33,10 @@ INSTALLED_APPS = [
     "controlplane.agentapi",
     "controlplane.clusters",
     "controlplane.catalogs",
+    "controlplane.access",
     "controlplane.caching",
     "controlplane.billing",
+    "controlplane.gateways",
     "controlplane.sso",
 ]
 
@@ -169,6 +171,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatusEnum": "controlplane.clusters.models.ClusterStatus",
         "MetastoreStatusEnum": "controlplane.catalogs.models.MetastoreStatus",
         "PropagationStatusEnum": "controlplane.catalogs.models.PropagationStatus",
+        "AccessPrivilegeEnum": "computeplane_agent.access.PRIVILEGES",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # The problem+json errors every operation can answer, declared once (core/api/schema.py).

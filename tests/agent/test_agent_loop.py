@@ -25,7 +25,10 @@ class FakeControlPlane:
     def __init__(self, port: int = 0) -> None:
         self.document: bytes = b""
         self.version = 0
-        self.reports: dict[str, list[dict[str, Any]]] = {"status": [], "heartbeat": [], "usage": []}
+        self.reports: dict[str, list[dict[str, Any]]] = {
+            "status": [], "heartbeat": [], "usage": [], "queries": [], "wake": [],
+        }  # fmt: skip
+        self.refuse_with: int | None = None  # answer every report with this status instead
         self.auth: list[str | None] = []
         plane = self
 
@@ -53,6 +56,9 @@ class FakeControlPlane:
                 plane.auth.append(self.headers.get("Authorization"))
                 kind = self.path.rsplit("/", 1)[-1]
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if plane.refuse_with is not None:
+                    self._send(plane.refuse_with, b"{}")
+                    return
                 plane.reports[kind].append(json.loads(body))
                 self._send(202, b"{}")
 

@@ -233,6 +233,30 @@ def test_a_draining_cluster_finishes_its_query_and_gets_no_new_one(
         g.stop()
 
 
+def test_a_draining_cluster_whose_coordinator_is_gone_counts_as_drained(
+    tmp_path: Path, coordinators: Any
+) -> None:
+    a, b = coordinators
+    raw = raw_config(a, b)
+    raw["groups"][0]["clusters"][0]["state"] = "draining"
+    g = start_in_thread(parse_config(raw), KEY)
+    try:
+        assert requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()["clusters"]["cl_a"][
+            "drained"
+        ]
+        a.stop()  # its coordinator is gone: down after fail_threshold (2) probes
+        g.poll_health()
+        status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
+        assert status["clusters"]["cl_a"]["health"] == "up"  # one failure: not yet down
+        g.poll_health()
+        status = requests.get(f"{g.url}/_lakeplane/v1/status", timeout=30).json()
+        assert status["clusters"]["cl_a"] == {**status["clusters"]["cl_a"], "health": "down",
+                                              "drained": True}  # fmt: skip
+        assert status["clusters"]["cl_b"]["drained"] is False  # not draining
+    finally:
+        g.stop()
+
+
 def test_an_invalid_new_config_keeps_the_last_good_one(tmp_path: Path, coordinators: Any) -> None:
     path = tmp_path / "gateway.json"
     raw = raw_config(*coordinators)
@@ -322,6 +346,26 @@ def test_a_query_to_a_sleeping_group_wakes_the_cluster_and_returns_rows(coordina
     assert agent.records[0]["routing_group"] == "sleepy"
     assert agent.records[0]["user"] == "alice"
     assert agent.records[0]["bytes_out"] > 0
+
+
+def test_a_long_statement_survives_the_wait_in_its_signed_uri(coordinators: Any) -> None:
+    a, b = coordinators
+    a.starting = True
+    agent = FakeAgent(lambda cluster: setattr(a, "starting", False))
+    fast = {"interval_seconds": 0.05, "timeout_seconds": 2}
+    raw = raw_config(a, b, agent_url=agent.url, groups=one_cluster_group(a, "stopped"),
+                     default_group="sleepy", health=fast)  # fmt: skip
+    # ~230 KB of literals: even compressed, far over aiohttp's default 8 KiB request line.
+    long_sql = "SELECT " + ", ".join(f"'{i:06x}{hash(i) & 0xFFFFFFFF:08x}'" for i in range(12_000))
+    g = start_in_thread(parse_config(raw), KEY)
+    try:
+        rows, docs = run_query(g.url, long_sql)
+    finally:
+        g.stop()
+        agent.stop()
+    assert docs[0]["stats"]["state"] == "QUEUED"
+    assert len(rows) == 30
+    assert a.statements == [long_sql]
 
 
 def test_a_cluster_that_does_not_come_up_ends_in_a_clear_error(coordinators: Any) -> None:

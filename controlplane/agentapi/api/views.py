@@ -183,6 +183,20 @@ class UsageView(AgentView):
         return _report_response(services.record_usage(self.credential(request), report))
 
 
+class QueriesView(AgentView):
+    def post(self, request: Request) -> Response:
+        report = parse(contract.QueryReport, request)
+        return Response(services.record_queries(self.credential(request), report))
+
+
+class WakeView(AgentView):
+    def post(self, request: Request) -> Response:
+        wake = parse(contract.WakeRequest, request)
+        answer = services.request_wake(self.credential(request), wake)
+        started = answer.get("started", False)
+        return Response(answer, status=status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
+
+
 # --- lean entry points for the two high-volume reports --------------------------------------
 # Every agent sends a heartbeat every few seconds and a status report on every change, so
 # these two endpoints carry nearly all agent traffic (bench/agent_ingest.py). The usual request

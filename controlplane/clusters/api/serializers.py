@@ -71,6 +71,7 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
             "catalogs",
             "cache",
             "auto_suspend_minutes",
+            "draining",
             "autoscaling",
             "restart_generation",
             "node_group",
@@ -211,6 +212,9 @@ class ClusterUpdateSerializer(serializers.Serializer[Any]):
     )
     cache = serializers.RegexField(
         CACHE_ID_RE, required=False, allow_null=True, help_text="A cache id, or null to detach."
+    )
+    draining = StrictBooleanField(
+        required=False, help_text="false ends a drain; a drain starts with POST …/drain."
     )
     autoscaling = AutoscalingInput(required=False)
 

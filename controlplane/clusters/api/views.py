@@ -106,6 +106,13 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
 
     @extend_schema(request=None, responses={202: s.ClusterSerializer})
     @action(detail=True, methods=["post"])
+    def drain(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """New queries go elsewhere, running ones finish; the operation ends once the gateway
+        reports the cluster empty."""
+        return self._accepted(*services.drain_cluster(actor=self.actor, cluster=self.get_object()))
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
     def restart(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._accepted(
             *services.restart_cluster(actor=self.actor, cluster=self.get_object())

@@ -21,16 +21,13 @@ sessions: a supervisor killed hard leaves them running, and its successor adopts
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +39,12 @@ from computeplane_agent.contract import WORKLOAD_NAMESPACE
 from computeplane_agent.render.cluster import LABEL_CLUSTER, LABEL_COMPONENT
 from computeplane_agent.targets.base import ObjectRef
 from computeplane_agent.targets.directory import ENGINES_DIR, DirectoryTarget
+from controlplane.sandbox.engine.gateway import GatewayProcess
+from controlplane.sandbox.engine.processes import free_port, is_engine, port_is_free, stop_process
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-STOP_GRACE_SECONDS = 5.0
-MARKER = b"controlplane.sandbox.engine"
 
 
 @dataclass(frozen=True)
@@ -56,56 +53,6 @@ class Wanted:
     version: str | None
     running: bool
     workers: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        # As the engine's server binds (SO_REUSEADDR): connections of the stopped engine in
-        # TIME_WAIT do not keep its port from being used again.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def is_engine(pid: int | None) -> bool:
-    """True if ``pid`` is a live (not zombie) sandbox engine process."""
-    if not pid:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        return state != "Z" and MARKER in cmdline and b"serve" in cmdline
-    return True
-
-
-def stop_process(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while time.monotonic() < deadline and is_engine(pid):
-        time.sleep(0.05)
-    if is_engine(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _version(image: Any) -> str | None:
@@ -120,6 +67,7 @@ class Supervisor:
         self.target = DirectoryTarget(self.root)
         self.python = python
         self.dir = self.root / ENGINES_DIR
+        self.gateway = GatewayProcess(self.target, python, REPO_ROOT)
 
     # -- what the agent applied -------------------------------------------------------------
 
@@ -191,6 +139,8 @@ class Supervisor:
                     stop_process(int(rec["pid"]))
                 self.target.engine_record_path(cluster_id).unlink(missing_ok=True)
                 log.info("cluster %s is gone: engine record removed", cluster_id)
+        # After the engines: the gateway's file names their addresses.
+        self.gateway.sync()
 
     def _sync_cluster(self, cluster_id: str, want: Wanted, rec: dict[str, Any] | None) -> None:
         if rec is None:
@@ -259,6 +209,7 @@ class Supervisor:
         return resp.status_code == 200
 
     def stop_all(self) -> None:
+        self.gateway.stop()
         for cluster_id, rec in self.records().items():
             if is_engine(rec.get("pid")):
                 stop_process(int(rec["pid"]))

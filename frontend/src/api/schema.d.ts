@@ -72,6 +72,60 @@ export interface paths {
         patch: operations["orgs_partial_update"];
         trace?: never;
     };
+    "/api/v1/orgs/{org}/access-rule-sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_list"];
+        put?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        post: operations["orgs_access_rule_sets_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        get: operations["orgs_access_rule_sets_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        delete: operations["orgs_access_rule_sets_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Who may read or change which tables, per cluster: admins write, everyone reads. */
+        patch: operations["orgs_access_rule_sets_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/access-rule-sets/{id}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Dry run: may this user (with these groups) do this on this table, and which rule decides. The same evaluation the engines' rendered rules make. */
+        post: operations["orgs_access_rule_sets_check_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/audit-events": {
         parameters: {
             query?: never;
@@ -378,6 +432,26 @@ export interface paths {
         patch: operations["orgs_clusters_partial_update"];
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description New queries go elsewhere, running ones finish; the operation ends once the gateway
+         *     reports the cluster empty.
+         */
+        post: operations["orgs_clusters_drain_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/clusters/{id}/resize": {
         parameters: {
             query?: never;
@@ -473,6 +547,114 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The plane's gateway: settings (admins), and the routing dry run (anyone in the org). */
+        get: operations["orgs_compute_planes_gateway_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** @description The plane's gateway: settings (admins), and the routing dry run (anyone in the org). */
+        patch: operations["orgs_compute_planes_gateway_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/route": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Which cluster this request would go to, and why: the gateway's own routing function
+         *     (``computeplane_agent.gateway.routing.route``) over the plane's routing as published,
+         *     judging clusters by their state (the gateway adds its health probes).
+         */
+        post: operations["orgs_compute_planes_gateway_route_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/routing-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_gateway_routing_groups_list"];
+        put?: never;
+        post: operations["orgs_compute_planes_gateway_routing_groups_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/routing-groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_gateway_routing_groups_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_compute_planes_gateway_routing_groups_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_compute_planes_gateway_routing_groups_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        get: operations["orgs_compute_planes_gateway_rules_list"];
+        put?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        post: operations["orgs_compute_planes_gateway_rules_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        get: operations["orgs_compute_planes_gateway_rules_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        delete: operations["orgs_compute_planes_gateway_rules_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        patch: operations["orgs_compute_planes_gateway_rules_partial_update"];
         trace?: never;
     };
     "/api/v1/orgs/{org}/compute-planes/{id}": {
@@ -621,6 +803,159 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org}/queries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organization's query history (metadata; text only where a plane keeps it). */
+        get: operations["orgs_queries_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/scim-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_list"];
+        put?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        post: operations["orgs_scim_tokens_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/scim-tokens/{scim_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        get: operations["orgs_scim_tokens_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Bearer tokens for the organization's provisioning client at ``/scim/v2``. */
+        delete: operations["orgs_scim_tokens_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        get: operations["orgs_sso_retrieve"];
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        put: operations["orgs_sso_update"];
+        post?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        delete: operations["orgs_sso_destroy"];
+        options?: never;
+        head?: never;
+        /** @description ``/orgs/{org}/sso``: the organization's one OpenID provider (PUT creates or replaces). */
+        patch: operations["orgs_sso_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_list"];
+        put?: never;
+        post: operations["orgs_sso_domains_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_domains_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_domains_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/domains/{dom_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["orgs_sso_domains_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_list"];
+        put?: never;
+        post: operations["orgs_sso_group_mappings_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/sso/group-mappings/{gmap_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_sso_group_mappings_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_sso_group_mappings_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_sso_group_mappings_partial_update"];
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/tokens": {
         parameters: {
             query?: never;
@@ -673,6 +1008,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description * `read` - read
+         *     * `write` - write
+         *     * `ownership` - ownership
+         * @enum {string}
+         */
+        AccessPrivilegeEnum: "read" | "write" | "ownership";
         Agent: {
             status: string;
             version: string;
@@ -739,6 +1081,8 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
+        /** @enum {unknown} */
+        BlankEnum: "";
         Cache: {
             readonly id: string;
             readonly name: string;
@@ -869,6 +1213,19 @@ export interface components {
             ok: boolean;
             detail: string;
         };
+        CheckAnswer: {
+            allowed: boolean;
+            /** @description 1-based; null: no rule matched */
+            rule: number | null;
+            reason: string;
+        };
+        CheckInputRequest: {
+            user: string;
+            groups?: string[];
+            /** @description catalog.schema.table */
+            table: string;
+            privilege: components["schemas"]["AccessPrivilegeEnum"];
+        };
         CloudAccount: {
             readonly id: string;
             readonly name: string;
@@ -916,6 +1273,7 @@ export interface components {
             readonly catalogs: string[];
             readonly cache: string | null;
             readonly auto_suspend_minutes: number | null;
+            readonly draining: boolean;
             readonly autoscaling: components["schemas"]["Autoscaling"];
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
@@ -1056,6 +1414,12 @@ export interface components {
             instance_type: string;
         };
         /**
+         * @description * `allow` - allow
+         *     * `deny` - deny
+         * @enum {string}
+         */
+        EffectEnum: "allow" | "deny";
+        /**
          * @description * `private` - Private
          *     * `public_and_private` - Public And Private
          * @enum {string}
@@ -1077,6 +1441,43 @@ export interface components {
         Finding: {
             check: string;
             detail: string;
+        };
+        /** @description Rendered from :func:`views.gateway_document` (the row may not exist yet). */
+        Gateway: {
+            compute_plane: string;
+            endpoint: string | null;
+            enabled: boolean;
+            replicas: number;
+            replicas_ready: number;
+            status: components["schemas"]["GatewayStatusEnum"];
+            config_version: string | null;
+            routing_groups: components["schemas"]["RoutingGroup"][];
+            rules: components["schemas"]["RoutingRule"][];
+            default_group: string | null;
+            query_text_retention: components["schemas"]["Retention"];
+            health: components["schemas"]["GatewayHealth"];
+            wake: components["schemas"]["GatewayWake"];
+        };
+        GatewayHealth: {
+            /** Format: double */
+            interval_seconds?: number;
+            /** Format: double */
+            timeout_seconds?: number;
+            fail_threshold?: number;
+            success_threshold?: number;
+        };
+        /**
+         * @description * `disabled` - disabled
+         *     * `pending` - pending
+         *     * `running` - running
+         *     * `degraded` - degraded
+         * @enum {string}
+         */
+        GatewayStatusEnum: "disabled" | "pending" | "running" | "degraded";
+        GatewayWake: {
+            enabled?: boolean;
+            /** Format: double */
+            max_wait_seconds?: number;
         };
         Glue: {
             region: string;
@@ -1106,6 +1507,20 @@ export interface components {
          * @enum {string}
          */
         KindEnum: "managed" | "hive" | "glue";
+        /**
+         * @description Every given field must match; an empty match matches every request. Patterns are
+         *     regular expressions matched against the whole value.
+         */
+        Match: {
+            user?: string;
+            source?: string;
+            client_tags?: string[];
+            headers?: {
+                [key: string]: string;
+            };
+            catalog?: string;
+            schema?: string;
+        };
         Me: {
             user: components["schemas"]["User"];
             memberships: components["schemas"]["MembershipSummary"][];
@@ -1354,8 +1769,57 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedQueryRecordList: {
+            results: components["schemas"]["QueryRecord"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedRoutingGroupList: {
+            results: components["schemas"]["RoutingGroup"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedRoutingRuleList: {
+            results: components["schemas"]["RoutingRule"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedRuleSetList: {
+            results: components["schemas"]["RuleSet"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedScalingEventList: {
             results: components["schemas"]["ScalingEvent"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedScimTokenList: {
+            results: components["schemas"]["ScimToken"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoDomainList: {
+            results: components["schemas"]["SsoDomain"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedSsoGroupMappingList: {
+            results: components["schemas"]["SsoGroupMapping"][];
             /** Format: uri */
             next: string | null;
             /** Format: uri */
@@ -1417,6 +1881,8 @@ export interface components {
             catalogs?: string[];
             /** @description A cache id, or null to detach. */
             cache?: string | null;
+            /** @description false ends a drain; a drain starts with POST …/drain. */
+            draining?: boolean;
             autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         PatchedComputePlaneUpdateRequest: {
@@ -1424,6 +1890,18 @@ export interface components {
             endpoint_access?: components["schemas"]["EndpointAccessEnum"];
             public_access_cidrs?: string[];
             control_plane_logging?: components["schemas"]["ControlPlaneLoggingEnum"][];
+        };
+        PatchedGatewayUpdateRequest: {
+            enabled?: boolean;
+            replicas?: number;
+            default_group?: string | null;
+            query_text_retention?: components["schemas"]["RetentionRequest"];
+            health?: {
+                [key: string]: unknown;
+            };
+            wake?: {
+                [key: string]: unknown;
+            };
         };
         PatchedMemberUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
@@ -1440,6 +1918,48 @@ export interface components {
             name?: string;
             /** @description Owners only; audited. Off: every token expires. */
             allow_non_expiring_tokens?: boolean;
+        };
+        PatchedRoutingGroupUpdateRequest: {
+            name?: string;
+            clusters?: string[];
+            fallback?: string | null;
+            prefer_cache?: boolean;
+        };
+        PatchedRoutingRuleUpdateRequest: {
+            name?: string;
+            priority?: number;
+            group?: string;
+            match?: unknown;
+        };
+        PatchedRuleSetUpdateInputRequest: {
+            name?: string;
+            rules?: unknown;
+            clusters?: string[];
+        };
+        PatchedSsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer?: string;
+            client_id?: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret?: string;
+            token_endpoint_auth_method?: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes?: string;
+            group_claim?: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role?: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso?: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner?: string | null;
+        };
+        PatchedSsoGroupMappingUpdateRequest: {
+            role?: components["schemas"]["RoleEnum"];
         };
         Plan: {
             plan: {
@@ -1462,6 +1982,26 @@ export interface components {
          * @enum {string}
          */
         PropagationStatusEnum: "pending" | "live" | "failed";
+        QueryRecord: {
+            readonly id: string;
+            readonly query_id: string;
+            readonly compute_plane: string;
+            readonly cluster: string | null;
+            readonly routing_group: string;
+            readonly user: string;
+            readonly source: string;
+            readonly state: components["schemas"]["StateEnum"];
+            readonly error_name: string;
+            readonly queued_ms: number;
+            readonly elapsed_ms: number;
+            readonly bytes_in: number;
+            readonly bytes_out: number;
+            /** Format: date-time */
+            readonly started_at: string;
+            /** Format: date-time */
+            readonly finished_at: string;
+            readonly query_text: string;
+        };
         ResizeRequest: {
             workers: number;
         };
@@ -1474,6 +2014,14 @@ export interface components {
                 [key: string]: string;
             };
         };
+        Retention: {
+            enabled?: boolean;
+            days?: number;
+        };
+        RetentionRequest: {
+            enabled?: boolean;
+            days?: number;
+        };
         /**
          * @description * `owner` - Owner
          *     * `admin` - Admin
@@ -1482,6 +2030,80 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        RouteDecision: {
+            group: string | null;
+            cluster: string | null;
+            wake: string | null;
+            reasons: string[];
+        };
+        RouteRequestRequest: {
+            user?: string | null;
+            source?: string | null;
+            client_tags?: string[];
+            headers?: {
+                [key: string]: string;
+            };
+            catalog?: string | null;
+            schema?: string | null;
+        };
+        RoutingGroup: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly clusters: string[];
+            readonly fallback: string | null;
+            readonly prefer_cache: boolean;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        RoutingGroupCreateRequest: {
+            name: string;
+            clusters: string[];
+            fallback?: string | null;
+            prefer_cache?: boolean;
+        };
+        RoutingRule: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly priority: number;
+            readonly group: string;
+            readonly match: components["schemas"]["Match"];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        RoutingRuleCreateRequest: {
+            name: string;
+            priority?: number;
+            group: string;
+            match?: unknown;
+        };
+        /** @description One rule: who (users, groups; neither = everyone), which tables, what it allows. */
+        Rule: {
+            /** @default allow */
+            effect: components["schemas"]["EffectEnum"];
+            users?: string[];
+            groups?: string[];
+            /** @description catalog.schema.table, each part a name or * */
+            table: string;
+            privileges?: components["schemas"]["AccessPrivilegeEnum"][];
+        };
+        RuleSet: {
+            readonly id: string;
+            name: string;
+            rules: components["schemas"]["Rule"][];
+            readonly clusters: string[];
+            version?: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        RuleSetInputRequest: {
+            name: string;
+            rules: unknown;
+            clusters?: string[];
+        };
         ScalingEvent: {
             readonly id: string;
             /** Format: date-time */
@@ -1495,6 +2117,20 @@ export interface components {
             };
             from: number;
         };
+        ScimToken: {
+            readonly id: string;
+            name: string;
+            readonly prefix: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly revoked_at: string | null;
+            /** Format: date-time */
+            readonly last_used_at: string | null;
+        };
+        ScimTokenRequest: {
+            name: string;
+        };
         /**
          * @description * `autoscaler` - Autoscaler
          *     * `schedule` - Schedule
@@ -1502,6 +2138,86 @@ export interface components {
          * @enum {string}
          */
         SourceEnum: "autoscaler" | "schedule" | "user";
+        SsoConnection: {
+            readonly id: string;
+            /** Format: uri */
+            readonly issuer: string;
+            readonly client_id: string;
+            readonly client_secret_set: boolean;
+            readonly token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            readonly scopes: string;
+            readonly group_claim: string;
+            readonly default_role: components["schemas"]["RoleEnum"];
+            require_sso: boolean;
+            break_glass_owner: string | null;
+            readonly endpoints: {
+                [key: string]: string;
+            };
+            readonly login_url: string;
+            /** @description What to register at the provider as this client's redirect URI. */
+            readonly redirect_uri: string;
+            /** Format: date-time */
+            readonly discovered_at: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        SsoConnectionInputRequest: {
+            /** Format: uri */
+            issuer: string;
+            client_id: string;
+            /** @description Stored encrypted; never returned. Required when the connection is created. */
+            client_secret: string;
+            token_endpoint_auth_method: components["schemas"]["TokenEndpointAuthMethodEnum"];
+            scopes: string;
+            group_claim: string;
+            /**
+             * @description Role of a user in no mapped group; empty: such users have no access.
+             *
+             *     * `owner` - Owner
+             *     * `admin` - Admin
+             *     * `member` - Member
+             *     * `viewer` - Viewer
+             */
+            default_role: components["schemas"]["RoleEnum"] | components["schemas"]["BlankEnum"];
+            require_sso: boolean;
+            /** @description usr_… of an owner who may still use a password. */
+            break_glass_owner: string | null;
+        };
+        SsoDomain: {
+            readonly id: string;
+            domain: string;
+            readonly status: string;
+            readonly verification: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            readonly verified_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoDomainCreateRequest: {
+            domain: string;
+        };
+        SsoGroupMapping: {
+            readonly id: string;
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        SsoGroupMappingRequest: {
+            group: string;
+            role: components["schemas"]["RoleEnum"];
+        };
+        /**
+         * @description * `FINISHED` - Finished
+         *     * `FAILED` - Failed
+         *     * `CANCELED` - Canceled
+         * @enum {string}
+         */
+        StateEnum: "FINISHED" | "FAILED" | "CANCELED";
         /**
          * @description * `pending` - Pending
          *     * `running` - Running
@@ -1547,6 +2263,12 @@ export interface components {
              */
             expires_in_days: number | null;
         };
+        /**
+         * @description * `client_secret_basic` - HTTP Basic
+         *     * `client_secret_post` - Form body
+         * @enum {string}
+         */
+        TokenEndpointAuthMethodEnum: "client_secret_basic" | "client_secret_post";
         User: {
             readonly id: string;
             /** Format: email */
@@ -1837,6 +2559,192 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRuleSetList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleSetInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRuleSetUpdateInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_access_rule_sets_check_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckAnswer"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2820,6 +3728,34 @@ export interface operations {
             422: components["responses"]["InvalidInput"];
         };
     };
+    orgs_clusters_drain_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
     orgs_clusters_resize_create: {
         parameters: {
             query?: never;
@@ -3040,6 +3976,417 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Gateway"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedGatewayUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Gateway"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_route_create: {
+        parameters: {
+            query: {
+                dry_run: boolean;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RouteRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RouteDecision"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRoutingGroupList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoutingGroupCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRoutingGroupUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRoutingRuleList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoutingRuleCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRoutingRuleUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3545,6 +4892,575 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_queries_list: {
+        parameters: {
+            query?: {
+                cluster?: string;
+                compute_plane?: string;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+                /** @description ISO 8601; queries started at or after */
+                since?: string;
+                state?: "CANCELED" | "FAILED" | "FINISHED";
+                user?: string;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedQueryRecordList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedScimTokenList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScimTokenRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScimToken"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_scim_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                scim_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    orgs_sso_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    orgs_sso_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoConnectionInputRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoDomainList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoDomainCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_domains_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dom_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoDomain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSsoGroupMappingList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SsoGroupMappingRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_sso_group_mappings_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gmap_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSsoGroupMappingUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SsoGroupMapping"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidInput"];
         };
     };

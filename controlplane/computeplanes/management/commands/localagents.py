@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from controlplane.computeplanes.agentinstall import (
     agent_mode,
+    agents_root,
+    sandbox_gateway_url,
     start_registered_agents,
     stop_all_local_agents,
 )
@@ -37,3 +39,9 @@ class Command(BaseCommand):
             return
         started = start_registered_agents()
         self.stdout.write(f"started {len(started)} local agent(s)\n")
+        for plane_id in (
+            sorted(p.name for p in agents_root().iterdir()) if agents_root().is_dir() else []
+        ):
+            url = sandbox_gateway_url(plane_id)
+            if url:
+                self.stdout.write(f"  gateway of {plane_id}: {url} (point a Trino client here)\n")
