@@ -22,7 +22,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from computeplane_agent import contract
-from controlplane.agentapi import longpoll, statements
+from controlplane.agentapi import longpoll, scope, statements
 from controlplane.agentapi.credcache import credentials
 from controlplane.agentapi.models import (
     BOOTSTRAP_SCHEME,
@@ -549,10 +549,11 @@ def _record_report(
     report_id: str,
     now: datetime,
     apply: Any,
+    refused: scope.Refused = scope.NONE,
 ) -> ReportOutcome:
     """Store the report's record and apply it once; a replay returns the stored result."""
     plane_id = credential.compute_plane_id
-    result = report_result(report_id, now)
+    result = report_result(report_id, now, refused)
     try:
         with transaction.atomic():
             record = AgentReport.objects.create(
@@ -567,6 +568,7 @@ def _record_report(
         # Another request with this id committed first (a retry racing the original).
         pass
     else:
+        refused.count()
         return ReportOutcome(result, replayed=False)
     return _replayed(plane_id, kind, report_id)
 
@@ -576,8 +578,18 @@ def _replayed(plane_id: str, kind: ReportKind, report_id: str) -> ReportOutcome:
     return ReportOutcome(existing.result, replayed=True)
 
 
-def report_result(report_id: str, now: datetime) -> dict[str, Any]:
-    return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
+def report_result(
+    report_id: str, now: datetime, refused: scope.Refused = scope.NONE
+) -> dict[str, Any]:
+    """A report's answer (stored, so a replay gets it again); ``refused`` lists the entries
+    that named another plane's resources and were dropped (scope.py)."""
+    result: dict[str, Any] = {
+        "report_id": report_id,
+        "received_at": now.isoformat().replace("+00:00", "Z"),
+    }
+    if refused:
+        result["refused"] = refused.as_result()
+    return result
 
 
 def announce_status_batch(reports: Sequence[tuple[str, contract.StatusReport]]) -> None:
@@ -603,7 +615,8 @@ def _status_statement(
     gate when ``gate`` is given (None when the credential does not hold)."""
     from psycopg.types.json import Jsonb
 
-    result = report_result(report.report_id, now)
+    report, refused = scope.confine_status(plane_id, report)
+    result = report_result(report.report_id, now, refused)
     sql = _status_sql(gated=gate is not None)
     params: dict[str, Any] = {
         **(gate or {}),
@@ -623,6 +636,7 @@ def _status_statement(
     recorded, applied = row[0], row[1]
     if not recorded:
         return _replayed(plane_id, ReportKind.STATUS, report.report_id)
+    refused.count()
     if applied:
         _announce_status(plane_id, report)
     return ReportOutcome(result, replayed=False)
@@ -647,11 +661,12 @@ def record_status(
     now = _now(now)
     check_agent_id(credential, report.agent_id)
     plane_id = credential.compute_plane_id
-    document = report.model_dump(mode="json")
     if connection.vendor == "postgresql":
         outcome = _status_statement(plane_id, report, now, gate=None)
         assert outcome is not None  # without a gate the statement always answers
         return outcome
+    report, refused = scope.confine_status(plane_id, report)
+    document = report.model_dump(mode="json")
 
     def apply(record: AgentReport) -> None:
         updated = ObservedState.objects.filter(
@@ -666,7 +681,7 @@ def record_status(
                 return  # a newer report is already stored
         _announce_status(plane_id, report)
 
-    return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply)
+    return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply, refused)
 
 
 def record_usage(
@@ -675,6 +690,7 @@ def record_usage(
     now = _now(now)
     check_agent_id(credential, report.agent_id)
     plane_id = credential.compute_plane_id
+    report, refused = scope.confine_usage(plane_id, report)
 
     def apply(record: AgentReport) -> None:
         UsageRecord.objects.bulk_create(
@@ -699,7 +715,7 @@ def record_usage(
             period_end=report.period_end,
         )
 
-    return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply)
+    return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply, refused)
 
 
 # --- housekeeping ---------------------------------------------------------------------------

@@ -43,6 +43,7 @@ RUNS: dict[str, list[str]] = {
         *("--workers", "1", "--operations", "60"),
     ],
     "billing.py": ["--rows", "20000", "--orgs", "20", "--months", "2", "--runs", "3"],
+    "sql_paths.py": ["--requests", "16", "--planes", "2", "--clusters", "2"],
     "load.py": [*("--agents", "4,8", "--duration", "1", "--threads", "1", "--workers", "1")],
     "agent_ingest.py": [
         *("--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2"),
@@ -50,6 +51,7 @@ RUNS: dict[str, list[str]] = {
     ],
 }
 POSTGRES = {"clusters.py", "catalog_propagation.py", "computeplanes.py", "billing.py"} | {
+    "sql_paths.py",
     "api_throughput.py",
     "agent_ingest.py",
     "load.py",

@@ -24,6 +24,7 @@ from controlplane.agentapi.api.authentication import (
 )
 from controlplane.agentapi.longpoll import VersionWaiter, release_database_connection
 from controlplane.agentapi.models import AgentCredential
+from controlplane.core import ratelimit
 from controlplane.core.api import lean
 from controlplane.core.audit import client_ip
 
@@ -76,6 +77,8 @@ class RegisterView(AgentView):
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
+        # Unauthenticated by nature: every attempt counts, by client address.
+        ratelimit.check(ratelimit.AGENT_REGISTER, f"ip:{client_ip(request)}")
         registration = parse(contract.Registration, request)
         issued = services.register_agent(registration, source_ip=client_ip(request))
         return Response(issued.as_contract().model_dump(mode="json"), status=201)
