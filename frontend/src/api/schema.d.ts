@@ -5526,6 +5526,13 @@ export interface operations {
             413: components["responses"]["RequestTooBig"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidInput"];
+            /** @description Too many tokens created by this user; Retry-After says when to try again (problem+json). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     orgs_tokens_retrieve: {
