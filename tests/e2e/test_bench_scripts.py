@@ -31,6 +31,7 @@ BENCHES = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 # Tiny sizes; every flag is one bench/README.md documents.
 RUNS: dict[str, list[str]] = {
     "verification.py": ["--runs", "1"],
+    "console_build.py": ["--no-build"],
     "render.py": ["--runs", "1", "--clusters", "2", "--workers", "2"],
     "autoscaling.py": ["--decisions", "300", "--clusters", "2", "--minutes", "2"],
     "gateway.py": ["--seconds", "0.5", "--clients", "1"],
