@@ -39,6 +39,7 @@ from computeplane_agent.contract import (
     Heartbeat,
     MetastoreSpec,
     MetastoreStatus,
+    ScalingAnswer,
     StatusReport,
     UsageReport,
     UsageRole,
@@ -52,6 +53,7 @@ from computeplane_agent.render.gateway import NAME as GATEWAY_NAME
 from computeplane_agent.render.gateway import gateway_key_secret
 from computeplane_agent.render.metastore import schema_job_name
 from computeplane_agent.render.objects import dns_name
+from computeplane_agent.scaler import Autoscaler
 from computeplane_agent.secrets import (
     Redactor,
     SecretObjects,
@@ -109,6 +111,7 @@ class Agent:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolver: SecretResolver | None = None,
         metrics: AgentMetrics | None = None,
+        autoscaler: Autoscaler | None = None,
         gateway: GatewayEnvironment | None = None,
         gateway_key: bytes | None = None,
     ) -> None:
@@ -132,6 +135,9 @@ class Agent:
         self.usage_seconds = usage_seconds
         self.clock = clock
         self.state = AgentState()
+        self.autoscaler = autoscaler or Autoscaler(target, agent_id=agent_id)
+        # The document last reconciled: the applied state with the autoscaler's counts.
+        self._reconciled: DesiredState | None = None
 
     # --- reconcile --------------------------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class Agent:
         wanted = {ObjectRef.of(o): o for o in objects}
         current = {m.ref: m.applied_hash for m in self.target.list_managed()}
         changed = [o for ref, o in wanted.items() if current.get(ref) != content_hash(o)]
+        self._reconciled = desired
         result = ReconcileResult()
         if changed:
             self.target.apply(changed)
@@ -305,7 +312,7 @@ class Agent:
         try:
             if state.pending is None:
                 try:
-                    fresh = self.client.desired_state(state.known_version, self.poll_seconds)
+                    fresh = self.client.desired_state(state.known_version, self._poll_wait())
                 except MalformedDesiredState as exc:
                     self.metrics.last_successful_poll.set_to_current_time()
                     self._reject(exc.version, "invalid_desired_state", str(exc))
@@ -315,7 +322,7 @@ class Agent:
                 if fresh is not None:
                     self._accept(fresh)
             if state.pending is not None:
-                result = self.reconcile(state.pending)
+                result = self.reconcile(self.autoscaler.effective(state.pending))
                 log.info("applied version %s: %s", state.pending.version, result)
                 state.applied, state.pending = state.pending, None
                 self.metrics.applied_version.set(state.applied.version)
@@ -323,6 +330,7 @@ class Agent:
             if state.applied is not None:
                 # Every pass: a Trino coordinator that just became ready gets its catalogs.
                 self.catalogs.sync(state.applied, state.secrets)
+                self._autoscale(state.applied)
             self._report()
         except (ControlPlaneUnavailable, TargetError) as exc:
             # Leave the cluster exactly as it is; try again later.
@@ -335,6 +343,38 @@ class Agent:
             return self._backoff()
         state.failures = 0
         return 0.0
+
+    def _poll_wait(self) -> int:
+        """The long poll's wait: short enough that autoscaled clusters are sampled on time."""
+        if self.autoscaler.active:
+            return min(self.poll_seconds, max(int(self.autoscaler.sample_seconds), 1))
+        return self.poll_seconds
+
+    def _autoscale(self, applied: DesiredState) -> None:
+        """Sample and decide; apply new counts to the worker Deployments at once, then report
+        each decision (the answer may lower or refuse it: applied again)."""
+        reports = self.autoscaler.tick(applied)
+        self._reconcile_counts(applied)
+        for report in reports:
+            try:
+                answer = self.client.scaling(report)
+            except ControlPlaneRefused as exc:
+                # Resending the same document cannot help: drop the decision.
+                answer = ScalingAnswer(
+                    report_id=report.report_id,
+                    cluster_id=report.cluster_id,
+                    accepted=False,
+                    workers=report.from_count,
+                    message=str(exc)[:2000],
+                )
+            self.autoscaler.answered(answer)
+        if reports:
+            self._reconcile_counts(applied)
+
+    def _reconcile_counts(self, applied: DesiredState) -> None:
+        effective = self.autoscaler.effective(applied)
+        if effective != self._reconciled:
+            self.reconcile(effective)
 
     def _accept(self, fresh: DesiredState) -> None:
         state = self.state

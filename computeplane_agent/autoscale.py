@@ -113,6 +113,26 @@ def _hold(state: ScalingState, reason: str, detail: str) -> ScalingDecision:
     return ScalingDecision(state.current, "none", reason, detail)
 
 
+def _idle_suspend(
+    policy: AutoscalingPolicy,
+    samples: Sequence[LoadSample],
+    state: ScalingState,
+    now: float,
+    in_cooldown: bool,
+) -> ScalingDecision | None:
+    """Suspend (or hold for the cooldown) after ``auto_suspend_minutes`` without a query."""
+    if policy.auto_suspend_minutes is None or state.schedule_floor > 0:
+        return None
+    quiet = _window(samples, now, policy.auto_suspend_minutes * 60)
+    if not quiet or not all(s.reachable and s.queued == 0 and s.running == 0 for s in quiet):
+        return None
+    if in_cooldown:
+        return _hold(state, "cooldown", "idle, within the cooldown")
+    return ScalingDecision(
+        0, "suspend", "idle_suspend", f"no queries for {policy.auto_suspend_minutes} minutes"
+    )
+
+
 def decide(
     policy: AutoscalingPolicy,
     samples: Sequence[LoadSample],
@@ -123,10 +143,15 @@ def decide(
 
     ``samples`` are in time order, oldest first, and may reach back further than any window.
     """
-    if not policy.enabled:
-        return _hold(state, "disabled", "autoscaling is off for this cluster")
     if state.suspended:
         return _hold(state, "suspended", "the cluster is suspended; a query wakes it")
+    in_cooldown = (
+        state.last_change_at is not None and now - state.last_change_at < policy.cooldown_seconds
+    )
+    if not policy.enabled:
+        # Auto-suspend is its own setting: it acts on a cluster whose size the user keeps.
+        suspend = _idle_suspend(policy, samples, state, now, in_cooldown)
+        return suspend or _hold(state, "disabled", "autoscaling is off for this cluster")
     low, high = bounds(policy, state)
     if state.current < low:
         # The floor is configuration, not load: raise to it even when the coordinator is silent.
@@ -140,10 +165,6 @@ def decide(
     if state.current > high:
         why = "quota" if high < policy.max_count else "above_max"
         return ScalingDecision(high, "scale_in", why, f"lowered to the maximum of {high} workers")
-
-    in_cooldown = (
-        state.last_change_at is not None and now - state.last_change_at < policy.cooldown_seconds
-    )
 
     pressured = _window(samples, now, policy.scale_out_window_seconds)
     if pressured and all(s.reachable and _pressure(policy, s) for s in pressured):
@@ -173,17 +194,9 @@ def decide(
             f"above target for {policy.scale_out_window_seconds}s",
         )
 
-    if policy.auto_suspend_minutes is not None and state.schedule_floor == 0:
-        quiet = _window(samples, now, policy.auto_suspend_minutes * 60)
-        if quiet and all(s.reachable and s.queued == 0 and s.running == 0 for s in quiet):
-            if in_cooldown:
-                return _hold(state, "cooldown", "idle, within the cooldown")
-            return ScalingDecision(
-                0,
-                "suspend",
-                "idle_suspend",
-                f"no queries for {policy.auto_suspend_minutes} minutes",
-            )
+    suspend = _idle_suspend(policy, samples, state, now, in_cooldown)
+    if suspend is not None:
+        return suspend
 
     idle = _window(samples, now, policy.scale_in_idle_minutes * 60)
     if idle and all(s.reachable and _underused(policy, s) for s in idle):

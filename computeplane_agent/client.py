@@ -13,6 +13,8 @@ from computeplane_agent.contract import (
     Heartbeat,
     QueryReport,
     Registration,
+    ScalingAnswer,
+    ScalingReport,
     StatusReport,
     UsageReport,
     WakeRequest,
@@ -52,6 +54,9 @@ class ControlPlaneClient(Protocol):
     def heartbeat(self, heartbeat: Heartbeat) -> None: ...
 
     def usage(self, report: UsageReport) -> None: ...
+
+    def scaling(self, report: ScalingReport) -> ScalingAnswer:
+        """Report an autoscaling decision; the answer says which worker count stands."""
 
 
 def parse_etag(raw: str | None) -> int | None:
@@ -144,6 +149,10 @@ class HttpControlPlaneClient:
 
     def usage(self, report: UsageReport) -> None:
         self._request("POST", "usage", body=report)
+
+    def scaling(self, report: ScalingReport) -> ScalingAnswer:
+        response = self._request("POST", "scaling", body=report)
+        return ScalingAnswer.model_validate_json(response.content)
 
     def queries(self, report: QueryReport) -> None:
         """The gateway's query records (``computeplane_agent.listener`` batches them)."""

@@ -200,6 +200,34 @@ class CatalogSpec(ContractModel):
     metastore: ThriftMetastore | GlueMetastore | None = Field(default=None, discriminator="kind")
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[
+    str, StringConstraints(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", max_length=5)
+]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$", max_length=64),
+]
+MAX_SCHEDULES = 20
+
+
+class ScheduleWindow(ContractModel):
+    """Weekdays and a local time range [start, end) with a worker floor (computeplane_agent
+    /schedules.py)."""
+
+    days: list[Weekday] = Field(min_length=1, max_length=7)
+    start: ClockTime
+    end: ClockTime
+    min_count: int = Field(ge=0, le=MAX_WORKERS)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ScheduleWindow:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
 class AutoscalingSpec(ContractModel):
     """The cluster's autoscaling policy, decided on by the agent (``computeplane_agent.autoscale``).
 
@@ -221,6 +249,9 @@ class AutoscalingSpec(ContractModel):
     cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
     auto_suspend_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     worker_quota: int | None = Field(default=None, ge=0, le=MAX_WORKERS)
+    schedules: list[ScheduleWindow] = Field(default_factory=list, max_length=MAX_SCHEDULES)
+    # The organisation's time zone (IANA name): schedule windows are read in it.
+    time_zone: TimeZoneName = "UTC"
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> AutoscalingSpec:
@@ -541,6 +572,24 @@ class AgentError(ContractModel):
     version: int | None = Field(default=None, ge=0)
 
 
+# The one address clients use for the plane's gateway (in the sandbox a loopback URL).
+GatewayEndpoint = Annotated[
+    str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=512)
+]
+
+
+class GatewayStatus(ContractModel):
+    """The plane's gateway as the agent sees it: its address, ready replicas and which draining
+    clusters have nothing left running (the control plane's drain operation waits for that)."""
+
+    endpoint: GatewayEndpoint | None = None
+    replicas_ready: int = Field(default=0, ge=0, le=10)
+    # The ``version`` of the gateway config the replicas serve (a content hash).
+    config_version: Annotated[str, StringConstraints(max_length=128)] | None = None
+    drained: list[ClusterId] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    message: Message | None = None
+
+
 class StatusReport(ContractModel):
     schema_version: SchemaVersion = CONTRACT_VERSION
     agent_id: AgentId
@@ -551,6 +600,8 @@ class StatusReport(ContractModel):
     caches: list[CacheStatus] = Field(default_factory=list, max_length=MAX_CACHES)
     error: AgentError | None = None
     sent_at: datetime
+    # None while the plane runs no gateway (or an agent predating it).
+    gateway: GatewayStatus | None = None
 
 
 UsageRole = Literal["coordinator", "worker", "metastore", "cache", "gateway"]

@@ -15,5 +15,7 @@ export default defineConfig({
     environment: "jsdom",
     include: ["src/**/*.test.{ts,tsx}"],
     setupFiles: ["./src/test-setup.ts"],
+    // A bound for a slow machine, not a speed claim: a test walks several screens.
+    testTimeout: 20_000,
   },
 });

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,12 @@ def _agent_ingest_mode(request: pytest.FixtureRequest, settings: Any) -> None:
     node = request.node
     if not (node.get_closest_marker("e2e") or node.get_closest_marker("buffered_ingest")):
         settings.LAKEPLANE_AGENT_INGEST_FLUSH_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limits(settings: Any) -> None:
+    """Each test counts its own attempts (the Redis of a test run outlives a test's database)."""
+    settings.LAKEPLANE_RATE_LIMIT_PREFIX = f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="session", autouse=True)

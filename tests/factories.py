@@ -236,6 +236,74 @@ ORG_SCOPED_FACTORIES[BillingProfile] = lambda org: BillingProfile.objects.get_or
 )[0]
 
 
+# --- gateways ---------------------------------------------------------------------------------
+from controlplane.gateways.models import (  # noqa: E402
+    Gateway,
+    QueryRecord,
+    RoutingGroup,
+    RoutingRule,
+)
+
+
+def org_plane(org: Organization) -> ComputePlane:
+    """The organization's first compute plane (made if none): the gateway's resources of one
+    org share it, so a plane's nested lists grow with every factory call."""
+    plane = ComputePlane.objects.filter(organization=org).order_by("id").first()
+    return plane or ComputePlaneFactory(organization=org)
+
+
+def _gateway(org: Organization) -> Model:
+    return Gateway.objects.create(
+        organization=org, compute_plane=ComputePlaneFactory(organization=org)
+    )
+
+
+def routing_group(org: Organization) -> RoutingGroup:
+    """A routing group with one running cluster, on the org's first plane."""
+    plane = org_plane(org)
+    group = RoutingGroup.objects.create(
+        organization=org,
+        compute_plane=plane,
+        name=f"group-{RoutingGroup.objects.count()}-{plane.pk[-6:]}",
+    )
+    group.clusters.set([ClusterFactory(organization=org, compute_plane=plane)])
+    return group
+
+
+def routing_rule(org: Organization) -> RoutingRule:
+    group = routing_group(org)
+    return RoutingRule.objects.create(
+        organization=org,
+        compute_plane=group.compute_plane,
+        name=f"rule-{RoutingRule.objects.count()}",
+        group=group,
+        match={"user": "etl-.*"},
+    )
+
+
+def query_record(org: Organization) -> QueryRecord:
+    from django.utils import timezone
+
+    plane = org_plane(org)
+    now = timezone.now()
+    return QueryRecord.objects.create(
+        organization=org,
+        compute_plane=plane,
+        query_id=f"20261207_{QueryRecord.objects.count():06d}_00000_abcde",
+        cluster=ClusterFactory(organization=org, compute_plane=plane),
+        routing_group="default",
+        user="analyst",
+        source="trino-python-client",
+        state="FINISHED",
+        started_at=now,
+        finished_at=now,
+    )
+
+
+ORG_SCOPED_FACTORIES[Gateway] = _gateway
+ORG_SCOPED_FACTORIES[RoutingGroup] = routing_group
+ORG_SCOPED_FACTORIES[RoutingRule] = routing_rule
+ORG_SCOPED_FACTORIES[QueryRecord] = query_record
 # --- single sign-on ---------------------------------------------------------------------------
 from controlplane.sso import crypto  # noqa: E402
 from controlplane.sso.models import SsoConnection, SsoDomain, SsoGroupMapping  # noqa: E402

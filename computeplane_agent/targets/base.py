@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from computeplane_agent.coordinator import CoordinatorLoad
+
 KubeObject = dict[str, Any]
 
 # The agent stamps every object it applies with a hash of its desired content, so a reconcile can
@@ -118,6 +120,10 @@ class Target(Protocol):
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         """Usage reported by an Alluxio master's web endpoint; None when it cannot be read (the
         agent then reports capacity from the spec and zero use)."""
+
+    def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
+        """A cluster's load as its coordinator counts it (``/v1/cluster``, ``/v1/node``), read
+        through the Service ``coordinator_service``; None when the coordinator does not answer."""
 
     def gateway_url(self) -> str | None:
         """Where the agent reaches the plane's gateway (its status), None when it cannot."""

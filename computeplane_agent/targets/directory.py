@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from computeplane_agent.coordinator import CoordinatorLoad, read_load
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
     REPLICATED_KINDS,
@@ -137,6 +138,11 @@ class DirectoryTarget:
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         return None  # no Alluxio runs here: the agent reports capacity from the spec
+
+    def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
+        """The sandbox engine standing in for the coordinator answers the same endpoints."""
+        url = self.coordinator_url(cluster_id)
+        return read_load(url) if url is not None else None
 
     def engine_record_path(self, cluster_id: str) -> Path:
         return self.root / ENGINES_DIR / f"{cluster_id}.json"

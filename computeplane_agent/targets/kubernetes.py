@@ -18,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from computeplane_agent.contract import AGENT_NAMESPACE, WORKLOAD_NAMESPACE
+from computeplane_agent.coordinator import CoordinatorLoad, read_load
 from computeplane_agent.render.gateway import NAME as GATEWAY_NAME
 from computeplane_agent.render.gateway import PORT as GATEWAY_PORT
 from computeplane_agent.targets.base import (
@@ -268,6 +269,12 @@ class KubernetesTarget:
                 urllib.request.Request(next_uri, headers={"X-Trino-User": TRINO_USER})  # noqa: S310
             )
         raise CatalogStatementError("the coordinator did not finish the statement")
+
+    def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
+        return read_load(
+            f"http://{coordinator_service}.{WORKLOAD_NAMESPACE}.svc:{TRINO_PORT}",
+            timeout=self.request_timeout,
+        )
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         """Capacity and use from ``/api/v1/master/info``; the hit ratio from the cluster-wide

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+from computeplane_agent.coordinator import CoordinatorLoad
 from computeplane_agent.targets.base import (
     APPLIED_HASH_ANNOTATION,
     REPLICATED_KINDS,
@@ -40,6 +41,10 @@ class MemoryTarget:
         # statements before it in the same call have run, as on a real coordinator.
         self.refuse_containing: set[str] = set()
         self.usage: dict[str, CacheUsage] = {}  # cache id -> what its master reports
+        # cluster id -> what its coordinator answers (absent: it does not answer); every read
+        # is counted, as a test of the loop's cost wants.
+        self.loads: dict[str, CoordinatorLoad] = {}
+        self.load_reads = 0
 
     def _maybe_fail(self) -> None:
         if self.fail_next:
@@ -92,6 +97,10 @@ class MemoryTarget:
 
     def cache_usage(self, cache_id: str, master_url: str) -> CacheUsage | None:
         return self.usage.get(cache_id)
+
+    def coordinator_load(self, cluster_id: str, coordinator_service: str) -> CoordinatorLoad | None:
+        self.load_reads += 1
+        return self.loads.get(cluster_id)
 
     def gateway_url(self) -> str | None:
         return None  # nothing runs: no gateway to ask

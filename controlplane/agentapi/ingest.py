@@ -44,7 +44,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from computeplane_agent import contract
-from controlplane.agentapi import services, statements
+from controlplane.agentapi import scope, services, statements
 from controlplane.agentapi.credcache import KnownCredential, credentials
 from controlplane.agentapi.models import (
     AgentCredential,
@@ -394,8 +394,12 @@ def accept_status(
     known = _known(secret, report.agent_id, now)
     if known is None:
         return None
-    result = services.report_result(report.report_id, now)
+    report, refused = scope.confine_status(known.compute_plane_id, report)
+    result = services.report_result(report.report_id, now, refused)
     pending = PendingStatus(
         known.credential_id, known.digest, known.compute_plane_id, now, report, result
     )
-    return result if buffer.add_status(pending) else None
+    if not buffer.add_status(pending):
+        return None
+    refused.count()  # a replay within the replay window is counted again (rare)
+    return result

@@ -162,10 +162,18 @@ class UsageRecord(models.Model):
     ``resource_id`` is the cluster (coordinator, worker), cache, metastore, or — for the
     gateway, one per plane — the compute plane itself. ``role`` is blank for the first
     contract's cluster samples, which billing splits into coordinator and workers.
+
+    Billing needs these after the resource and the compute plane are gone (a plane deleted on
+    the 20th is billed for the 1st to the 20th, and a month is rebuilt from them), so the key
+    to the plane has no database constraint and deleting the plane leaves the rows alone; the
+    resource is named by id for the same reason.
     """
 
     compute_plane = models.ForeignKey(
-        "computeplanes.ComputePlane", on_delete=models.CASCADE, related_name="usage_records"
+        "computeplanes.ComputePlane",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="usage_records",
     )
     report = models.ForeignKey(AgentReport, on_delete=models.SET_NULL, null=True, blank=True)
     resource_id = models.CharField(max_length=48)

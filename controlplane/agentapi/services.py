@@ -22,7 +22,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from computeplane_agent import contract
-from controlplane.agentapi import longpoll, statements
+from controlplane.agentapi import longpoll, scope, statements
 from controlplane.agentapi.credcache import credentials
 from controlplane.agentapi.models import (
     BOOTSTRAP_SCHEME,
@@ -52,6 +52,14 @@ status_reported = Signal()
 # ``compute_plane_id``, ``period_start`` and ``period_end``: billing keeps the periods agents
 # vouched for, so that a period reported with no samples counts as "nothing ran".
 usage_reported = Signal()
+# Sent for an autoscaling decision of the agent, with ``compute_plane_id`` and ``report`` (a
+# contract.ScalingReport); the clusters app answers with a contract.ScalingAnswer.
+scaling_reported = Signal()
+# The gateway's reports (``QueryReport``, ``WakeRequest``) are for the gateways app, which
+# listens; this app authenticates them and passes them on with ``compute_plane_id`` and
+# ``report``. The listener's answer is the response body (``send`` returns it).
+queries_reported = Signal()
+wake_requested = Signal()
 
 AGENT_ACTOR = audit.Actor.system_actor("agent")
 # Report records only have to outlive the agent's retries of one report (minutes); a day is
@@ -544,10 +552,11 @@ def _record_report(
     report_id: str,
     now: datetime,
     apply: Any,
+    refused: scope.Refused = scope.NONE,
 ) -> ReportOutcome:
     """Store the report's record and apply it once; a replay returns the stored result."""
     plane_id = credential.compute_plane_id
-    result = report_result(report_id, now)
+    result = report_result(report_id, now, refused)
     try:
         with transaction.atomic():
             record = AgentReport.objects.create(
@@ -562,6 +571,7 @@ def _record_report(
         # Another request with this id committed first (a retry racing the original).
         pass
     else:
+        refused.count()
         return ReportOutcome(result, replayed=False)
     return _replayed(plane_id, kind, report_id)
 
@@ -571,8 +581,18 @@ def _replayed(plane_id: str, kind: ReportKind, report_id: str) -> ReportOutcome:
     return ReportOutcome(existing.result, replayed=True)
 
 
-def report_result(report_id: str, now: datetime) -> dict[str, Any]:
-    return {"report_id": report_id, "received_at": now.isoformat().replace("+00:00", "Z")}
+def report_result(
+    report_id: str, now: datetime, refused: scope.Refused = scope.NONE
+) -> dict[str, Any]:
+    """A report's answer (stored, so a replay gets it again); ``refused`` lists the entries
+    that named another plane's resources and were dropped (scope.py)."""
+    result: dict[str, Any] = {
+        "report_id": report_id,
+        "received_at": now.isoformat().replace("+00:00", "Z"),
+    }
+    if refused:
+        result["refused"] = refused.as_result()
+    return result
 
 
 def announce_status_batch(reports: Sequence[tuple[str, contract.StatusReport]]) -> None:
@@ -598,7 +618,8 @@ def _status_statement(
     gate when ``gate`` is given (None when the credential does not hold)."""
     from psycopg.types.json import Jsonb
 
-    result = report_result(report.report_id, now)
+    report, refused = scope.confine_status(plane_id, report)
+    result = report_result(report.report_id, now, refused)
     sql = _status_sql(gated=gate is not None)
     params: dict[str, Any] = {
         **(gate or {}),
@@ -618,6 +639,7 @@ def _status_statement(
     recorded, applied = row[0], row[1]
     if not recorded:
         return _replayed(plane_id, ReportKind.STATUS, report.report_id)
+    refused.count()
     if applied:
         _announce_status(plane_id, report)
     return ReportOutcome(result, replayed=False)
@@ -642,11 +664,12 @@ def record_status(
     now = _now(now)
     check_agent_id(credential, report.agent_id)
     plane_id = credential.compute_plane_id
-    document = report.model_dump(mode="json")
     if connection.vendor == "postgresql":
         outcome = _status_statement(plane_id, report, now, gate=None)
         assert outcome is not None  # without a gate the statement always answers
         return outcome
+    report, refused = scope.confine_status(plane_id, report)
+    document = report.model_dump(mode="json")
 
     def apply(record: AgentReport) -> None:
         updated = ObservedState.objects.filter(
@@ -661,7 +684,27 @@ def record_status(
                 return  # a newer report is already stored
         _announce_status(plane_id, report)
 
-    return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply)
+    return _record_report(credential, ReportKind.STATUS, report.report_id, now, apply, refused)
+
+
+def record_scaling(
+    credential: AgentCredential, report: contract.ScalingReport
+) -> contract.ScalingAnswer:
+    """Hand an autoscaling decision to the app that owns clusters and return its answer (a
+    report sent again is answered the same way: that app keys the decision by report_id)."""
+    check_agent_id(credential, report.agent_id)
+    for _, answer in scaling_reported.send(
+        sender=AgentCredential, compute_plane_id=credential.compute_plane_id, report=report
+    ):
+        if isinstance(answer, contract.ScalingAnswer):
+            return answer
+    return contract.ScalingAnswer(
+        report_id=report.report_id,
+        cluster_id=report.cluster_id,
+        accepted=False,
+        workers=report.from_count,
+        message="Nothing on this control plane takes scaling decisions.",
+    )
 
 
 def record_usage(
@@ -670,6 +713,7 @@ def record_usage(
     now = _now(now)
     check_agent_id(credential, report.agent_id)
     plane_id = credential.compute_plane_id
+    report, refused = scope.confine_usage(plane_id, report)
 
     def apply(record: AgentReport) -> None:
         UsageRecord.objects.bulk_create(
@@ -694,7 +738,7 @@ def record_usage(
             period_end=report.period_end,
         )
 
-    return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply)
+    return _record_report(credential, ReportKind.USAGE, report.report_id, now, apply, refused)
 
 
 # --- housekeeping ---------------------------------------------------------------------------
@@ -718,3 +762,28 @@ def mark_stale_agents(*, now: datetime | None = None) -> int:
 def prune_reports(*, now: datetime | None = None) -> int:
     deleted, _ = AgentReport.objects.filter(received_at__lt=_now(now) - REPORT_RETENTION).delete()
     return deleted
+
+
+def _listener_answer(signal: Signal, plane_id: str, document: Any) -> dict[str, Any]:
+    sent: list[tuple[Any, Any]] = signal.send(
+        sender=AgentReport, compute_plane_id=plane_id, report=document
+    )
+    answers = [a for _, a in sent if a is not None]
+    if not answers:  # pragma: no cover - the gateways app is always installed
+        raise LakeplaneError("Nothing takes this report here.")
+    answer: dict[str, Any] = answers[0]
+    return answer
+
+
+def record_queries(credential: AgentCredential, report: contract.QueryReport) -> dict[str, Any]:
+    """Query records of the plane's gateway: idempotent by (plane, query id), so a retried
+    report stores nothing twice; a record naming a cluster of another plane is refused."""
+    check_agent_id(credential, report.agent_id)
+    return _listener_answer(queries_reported, credential.compute_plane_id, report)
+
+
+def request_wake(credential: AgentCredential, request: contract.WakeRequest) -> dict[str, Any]:
+    """Start a sleeping cluster of the plane for a query waiting at the gateway (once, however
+    many replicas ask)."""
+    check_agent_id(credential, request.agent_id)
+    return _listener_answer(wake_requested, credential.compute_plane_id, request)

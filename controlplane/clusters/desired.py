@@ -14,20 +14,28 @@ from controlplane.agentapi.services import publish_desired_state
 from controlplane.caching.desired import cache_specs
 from controlplane.catalogs.desired import metastore_specs, plane_catalogs
 from controlplane.clusters.models import Cluster, ClusterStatus
-from controlplane.clusters.scaling import autoscaling_spec, counted_workers
+from controlplane.clusters.scaling import autoscaling_spec, counted_workers, org_time_zone
 from controlplane.computeplanes.models import ComputePlane, WorkloadResource
+from controlplane.gateways.desired import gateway_spec
 
 # Not in the desired state: the agent removes their objects.
 GONE = (ClusterStatus.DELETING, ClusterStatus.DELETED)
-STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED)
+STOPPED = (ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.SUSPENDED)
 
 
 def cluster_spec(
-    cluster: Cluster, catalog_ids: list[str] | None = None, counted: int | None = None
+    cluster: Cluster,
+    catalog_ids: list[str] | None = None,
+    counted: int | None = None,
+    time_zone: str | None = None,
 ) -> contract.ClusterSpec:
-    """``counted``: the workers of the organisation's live clusters (read when not given)."""
-    if counted is None and (cluster.autoscaling_enabled or cluster.auto_suspend_minutes):
-        counted = counted_workers(cluster.organization_id)
+    """``counted``: the workers of the organisation's live clusters, ``time_zone`` its time
+    zone (both read when not given and the cluster's policy needs them)."""
+    if cluster.autoscaling_enabled or cluster.auto_suspend_minutes:
+        if counted is None:
+            counted = counted_workers(cluster.organization_id)
+        if time_zone is None:
+            time_zone = org_time_zone(cluster.organization_id)
     return contract.ClusterSpec(
         id=cluster.id,
         name=cluster.name,
@@ -45,12 +53,13 @@ def cluster_spec(
         node_group=cluster.node_group,
         catalogs=catalog_ids or [],
         cache=cluster.cache_id,
-        autoscaling=autoscaling_spec(cluster, counted or 0),
+        draining=cluster.draining,
+        autoscaling=autoscaling_spec(cluster, counted or 0, time_zone or "UTC"),
     )
 
 
 def desired_state(plane: ComputePlane) -> contract.DesiredState:
-    clusters = (
+    clusters = list(
         Cluster.objects.filter(compute_plane=plane, deleted_at__isnull=True)
         .exclude(status__in=GONE)
         .order_by("id")
@@ -59,7 +68,8 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
     caches = cache_specs(plane)
     served = {c.id for c in caches}
     counted = counted_workers(plane.organization_id)
-    specs = [cluster_spec(c, mounted.get(c.id), counted) for c in clusters]
+    zone = org_time_zone(plane.organization_id)
+    specs = [cluster_spec(c, mounted.get(c.id), counted, zone) for c in clusters]
     # A cache is only ever attached while it serves; should one be on its way out anyway, the
     # cluster reads storage directly rather than the whole document being refused.
     specs = [
@@ -78,6 +88,7 @@ def desired_state(plane: ComputePlane) -> contract.DesiredState:
         metastores=metastore_specs(plane),
         catalogs=catalogs,
         caches=caches,
+        gateway=gateway_spec(plane, clusters),
     )
 
 

@@ -15,6 +15,9 @@ class ClusterStatus(models.TextChoices):
     RESIZING = "resizing"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    # Stopped by auto-suspend (no query for auto_suspend_minutes), not by a user: a query
+    # through the gateway, or POST …/start, wakes it.
+    SUSPENDED = "suspended"
     STARTING = "starting"
     RESTARTING = "restarting"
     DELETING = "deleting"
@@ -49,6 +52,9 @@ class Cluster(WorkloadResource):
     )
     # Bumped by restart; the agent rolls every pod when it changes.
     restart_generation = models.PositiveIntegerField(default=0)
+    # Set by ``POST …/drain``: the gateway sends the cluster no new queries and lets the running
+    # ones finish; PATCH ``{"draining": false}`` (or a start) takes queries again.
+    draining = models.BooleanField(default=False)
     # From the agent's latest status report (``observed.py``), besides the base's observed_*.
     coordinator_ready = models.BooleanField(default=False)
     workers_ready = models.PositiveIntegerField(default=0)
@@ -62,6 +68,9 @@ class Cluster(WorkloadResource):
     scale_out_step = models.PositiveIntegerField(default=2)
     scale_in_step = models.PositiveIntegerField(default=1)
     cooldown_seconds = models.PositiveIntegerField(default=300)
+    # Schedule windows ({days, start, end, min_count}: contract.ScheduleWindow), read in the
+    # organisation's time zone by the agent.
+    schedules = models.JSONField(default=list, blank=True)
 
 
 class ClusterEvent(models.Model):

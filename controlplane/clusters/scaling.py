@@ -32,7 +32,12 @@ POLICY_FIELDS = {
     "cooldown_seconds": "cooldown_seconds",
 }
 # Clusters whose workers do not count against the quota.
-NOT_COUNTED = (ClusterStatus.STOPPED, ClusterStatus.DELETING, ClusterStatus.DELETED)
+NOT_COUNTED = (
+    ClusterStatus.STOPPED,
+    ClusterStatus.SUSPENDED,
+    ClusterStatus.DELETING,
+    ClusterStatus.DELETED,
+)
 
 
 def org_worker_quota(organization_id: str) -> int:
@@ -58,6 +63,9 @@ def apply_policy(cluster: Cluster, policy: dict[str, Any]) -> dict[str, list[str
                 f"The cluster has {cluster.workers_desired} workers now; the bounds must hold "
                 "them (resize first)."
             ]
+    for i, window in enumerate(cluster.schedules):
+        if window["min_count"] > cluster.workers_max:
+            errors[f"schedules.{i}.min_count"] = [f"At most max_count ({cluster.workers_max})."]
     if cluster.autoscaling_enabled:
         quota = org_worker_quota(cluster.organization_id)
         if cluster.workers_max > quota:
@@ -85,7 +93,15 @@ def quota_left(cluster: Cluster, counted: int) -> int:
     return max(org_worker_quota(cluster.organization_id) - (counted - own), 0)
 
 
-def autoscaling_spec(cluster: Cluster, counted: int) -> contract.AutoscalingSpec | None:
+def org_time_zone(organization_id: str) -> str:
+    """The time zone schedule windows are read in: UTC for every organisation for now (the
+    organisation's own time zone lives in billing, which clusters may not import)."""
+    return "UTC"
+
+
+def autoscaling_spec(
+    cluster: Cluster, counted: int, time_zone: str = "UTC"
+) -> contract.AutoscalingSpec | None:
     """The policy as the agent reads it; None when the agent should leave the size alone."""
     if not cluster.autoscaling_enabled and cluster.auto_suspend_minutes is None:
         return None
@@ -103,6 +119,8 @@ def autoscaling_spec(cluster: Cluster, counted: int) -> contract.AutoscalingSpec
         cooldown_seconds=cluster.cooldown_seconds,
         auto_suspend_minutes=cluster.auto_suspend_minutes,
         worker_quota=min(quota_left(cluster, counted), contract.MAX_WORKERS),
+        schedules=[contract.ScheduleWindow.model_validate(w) for w in cluster.schedules],
+        time_zone=time_zone,
     )
 
 

@@ -35,6 +35,8 @@ STOP_KIND = "cluster.stop"
 START_KIND = "cluster.start"
 RESTART_KIND = "cluster.restart"
 DELETE_KIND = "cluster.delete"
+SUSPEND_KIND = "cluster.suspend"
+DRAIN_KIND = "cluster.drain"
 
 MAX_WORKERS = contract.MAX_WORKERS
 # Without an explicit max_count a cluster may grow to ten workers (or its size, if larger).
@@ -58,6 +60,7 @@ class ClusterRequest:
     cache_id: str | None = None
     # API names of ``scaling.POLICY_FIELDS``; its bounds stand for workers.min_count/max_count.
     autoscaling: dict[str, Any] | None = None
+    schedules: tuple[dict[str, Any], ...] = ()
 
 
 def engine_errors(engine: str, catalogs: list[Catalog]) -> list[str]:
@@ -210,6 +213,7 @@ def create_cluster(
             workers_max=high,
             spot=request.spot,
             auto_suspend_minutes=request.auto_suspend_minutes,
+            schedules=list(request.schedules),
             cache=(
                 resolve_cache(organization, request.cache_id, plane) if request.cache_id else None
             ),
@@ -264,17 +268,21 @@ def update_cluster(*, actor: Actor, cluster: Cluster, changes: dict[str, Any]) -
             changes.get("workers_max", locked.workers_max),
             errors,
         )
+        if changes.get("draining") is True:
+            errors["draining"] = ["Start a drain with POST …/drain; it runs as an operation."]
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
-        before = scaling.policy_of(locked), locked.auto_suspend_minutes
+        undrained = changes.get("draining") is False and locked.draining
+        before = scaling.policy_of(locked), locked.auto_suspend_minutes, locked.schedules
         for key, value in changes.items():
             setattr(locked, key, value)
         errors = scaling.apply_policy(locked, policy or {})
         if errors:
             raise InvalidInput("The change cannot be applied.", errors=errors)
         # The agent acts on the policy and on auto-suspend: it must see them change.
-        republish = (scaling.policy_of(locked), locked.auto_suspend_minutes) != before
-        republish = _attach(locked, catalog_ids) or republish
+        now = scaling.policy_of(locked), locked.auto_suspend_minutes, locked.schedules
+        republish = now != before
+        republish = _attach(locked, catalog_ids) or republish or undrained
         if cache_given and cache_id != locked.cache_id:
             locked.cache = (
                 resolve_cache(locked.organization, cache_id, locked.compute_plane)
@@ -322,6 +330,21 @@ def resize_cluster(
     return locked, operation
 
 
+AUTOSCALER = Actor.system_actor("autoscaler")
+
+
+def autoscale_cluster(locked: Cluster, workers: int) -> Operation:
+    """Resize for the agent's autoscaler (``decisions.py`` holds the row lock and checked the
+    bounds): the same operation as a user's resize — node groups, desired state, wait."""
+    locked.workers_desired = workers
+    return _start(AUTOSCALER, locked, RESIZE_KIND, ClusterStatus.RESIZING, "autoscaled")
+
+
+def suspend_cluster(locked: Cluster) -> Operation:
+    """Auto-suspend (``decisions.py`` holds the row lock): a stop that ends ``suspended``."""
+    return _start(AUTOSCALER, locked, SUSPEND_KIND, ClusterStatus.STOPPING, "idle_suspend")
+
+
 def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be stopped: its node groups go to zero, whatever step failed.
     with transaction.atomic():
@@ -330,10 +353,27 @@ def stop_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]
     return locked, operation
 
 
+def drain_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
+    """The gateway sends the cluster no new queries; the operation ends when the gateway reports
+    it empty (``StatusReport.gateway.drained``). The cluster keeps running."""
+    with transaction.atomic():
+        locked = _locked(cluster, ClusterStatus.RUNNING, action="drained")
+        locked.draining = True
+        operation = _start(actor, locked, DRAIN_KIND, ClusterStatus.RUNNING, "drain_requested")
+    return locked, operation
+
+
 def start_cluster(*, actor: Actor, cluster: Cluster) -> tuple[Cluster, Operation]:
     # A failed cluster can be started: the retry re-runs node groups, desired state and the wait.
     with transaction.atomic():
-        locked = _locked(cluster, ClusterStatus.STOPPED, ClusterStatus.FAILED, action="started")
+        locked = _locked(
+            cluster,
+            ClusterStatus.STOPPED,
+            ClusterStatus.SUSPENDED,
+            ClusterStatus.FAILED,
+            action="started",
+        )
+        locked.draining = False  # a started cluster takes queries again
         operation = _start(actor, locked, START_KIND, ClusterStatus.STARTING, "start_requested")
     return locked, operation
 

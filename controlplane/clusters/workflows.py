@@ -4,7 +4,8 @@
 ``cluster.resize``: the same three (node group scaling and worker replicas change together).
 ``cluster.restart``: publish_desired_state (new restart_generation) → wait_for_agent.
 ``cluster.stop``: publish_desired_state (state stopped) → wait_for_agent → node_groups (to zero):
-the agent drains the workers gracefully before their nodes go away.
+the agent drains the workers gracefully before their nodes go away. ``cluster.suspend`` (the
+agent's idle auto-suspend) is the same and ends ``suspended``.
 ``cluster.delete``: publish_desired_state (without it) → wait_for_agent (gone, bounded) →
 delete_node_groups.
 
@@ -15,26 +16,34 @@ cluster in the state asked for.
 
 from __future__ import annotations
 
+from typing import Any
+
+from controlplane.agentapi.models import ObservedState
 from controlplane.clusters import desired
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.clusters.observed import ABSENT
 from controlplane.clusters.services import (
     CREATE_KIND,
     DELETE_KIND,
+    DRAIN_KIND,
     RESIZE_KIND,
     RESTART_KIND,
     START_KIND,
     STOP_KIND,
+    SUSPEND_KIND,
     record_event,
 )
 from controlplane.computeplanes.workflows import (
     AGENT_DELETE_WAIT_POLLS,
+    AGENT_WAIT_SECONDS,
     plane_resource_loader,
+    poll_delay,
     reconcile,
     wait_for_agent_again,
 )
 from controlplane.core.models import Operation
 from controlplane.core.workflows import (
+    RetryLater,
     Step,
     register_resource_workflows,
     step_attempts,
@@ -112,7 +121,7 @@ def wait_for_agent(operation: Operation) -> str:
             return "the agent removed the cluster's objects"
         if step_attempts(operation, "wait_for_agent") >= AGENT_DELETE_WAIT_POLLS:
             return f"the agent did not confirm the removal ({_wait_detail(cluster)}); going on"
-    elif operation.kind == STOP_KIND:
+    elif operation.kind in (STOP_KIND, SUSPEND_KIND):
         if applied and cluster.observed_phase == "stopped":
             return "the agent reports the cluster stopped"
     elif (
@@ -133,6 +142,41 @@ def wait_for_agent(operation: Operation) -> str:
     )
 
 
+# A drain waits at most a long query's time (the contract's default max_query_minutes, 60),
+# then ends anyway: the cluster stays out of routing either way.
+DRAIN_WAIT_POLLS = 360
+
+
+def _reported_gateway(cluster: Cluster) -> dict[str, Any] | None:
+    document = (
+        ObservedState.objects.filter(compute_plane_id=cluster.compute_plane_id)
+        .values_list("document", flat=True)
+        .first()
+    )
+    return (document or {}).get("gateway")
+
+
+def wait_for_drained(operation: Operation) -> str:
+    cluster = _cluster(operation)
+    if cluster.operation_id != operation.id:
+        return f"superseded by operation {cluster.operation_id}"
+    if not cluster.draining:
+        return "the drain was ended (draining set to false)"
+    applied = cluster.observed_version >= cluster.desired_version > 0
+    gateway = _reported_gateway(cluster)
+    if applied and gateway is None:
+        return "no gateway runs on the compute plane: nothing routes queries to the cluster"
+    if applied and cluster.id in (gateway or {}).get("drained", []):
+        return "the gateway reports no query running or queued on the cluster"
+    if step_attempts(operation, "wait_for_drained") >= DRAIN_WAIT_POLLS:
+        return "the gateway did not report the cluster empty in time; it stays out of routing"
+    state = "applied" if applied else f"version {cluster.desired_version} not yet applied"
+    raise RetryLater(
+        f"waiting for the gateway to report the cluster empty ({state})",
+        delay=poll_delay(AGENT_WAIT_SECONDS),
+    )
+
+
 NODE_GROUPS = Step("node_groups", ensure_node_groups)
 PUBLISH = Step("publish_desired_state", publish)
 WAIT = Step("wait_for_agent", wait_for_agent)
@@ -144,7 +188,9 @@ register_resource_workflows(
         (RESIZE_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
         (START_KIND, [NODE_GROUPS, PUBLISH, WAIT], ClusterStatus.RUNNING),
         (RESTART_KIND, [PUBLISH, WAIT], ClusterStatus.RUNNING),
+        (DRAIN_KIND, [PUBLISH, Step("wait_for_drained", wait_for_drained)], ClusterStatus.RUNNING),
         (STOP_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.STOPPED),
+        (SUSPEND_KIND, [PUBLISH, WAIT, NODE_GROUPS], ClusterStatus.SUSPENDED),
         (
             DELETE_KIND,
             [PUBLISH, WAIT, Step("delete_node_groups", delete_node_groups)],

@@ -283,7 +283,7 @@ def repair_workloads(operation: Operation) -> str:
     plane = _plane(operation)
     clusters = Cluster.objects.filter(
         compute_plane=plane,
-        status__in=[ClusterStatus.RUNNING, ClusterStatus.STOPPED],
+        status__in=[ClusterStatus.RUNNING, ClusterStatus.STOPPED, ClusterStatus.SUSPENDED],
         deleted_at__isnull=True,
     ).order_by("id")
     groups = [group for cluster in clusters for group in node_groups_of(cluster)]

@@ -41,6 +41,7 @@ class LakeplaneError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or {}
+        self.headers: dict[str, str] = {}  # e.g. Retry-After on a 429
 
 
 class InvalidInput(LakeplaneError):
@@ -143,7 +144,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         )
     if isinstance(exc, LakeplaneError):
         body = problem(exc.status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
-        return Response(body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE)
+        return Response(
+            body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE, headers=exc.headers
+        )
     if isinstance(exc, (ProtectedError, RestrictedError)):
         # Whatever path deleted a referenced row: a conflict with what references it, never a 500.
         blockers = (

@@ -211,3 +211,17 @@ class OperatedResource(Resource):
 
     class Meta(Resource.Meta):
         abstract = True
+
+
+class RateLimitWindow(models.Model):
+    """A rate-limit key's current window, where the broker is not Redis (core/ratelimit.py)."""
+
+    bucket = models.CharField(max_length=80, primary_key=True)  # scope and a digest
+    window_start = models.FloatField()  # seconds since the epoch
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["window_start"], name="ratelimit_window_start")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket}: {self.attempts}"

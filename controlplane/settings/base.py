@@ -15,7 +15,8 @@ ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "loca
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with Lakeplane's site: staff only, and over SSO where required.
+    "controlplane.core.adminsite.LakeplaneAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "controlplane.access",
     "controlplane.caching",
     "controlplane.billing",
+    "controlplane.gateways",
     "controlplane.sso",
 ]
 
@@ -46,6 +48,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "controlplane.core.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "controlplane.core.headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -421,8 +424,50 @@ CSRF_COOKIE_HTTPONLY = False  # the console reads it to send X-CSRFToken
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# Trust X-Forwarded-For for audit source IPs only behind a known proxy.
+# Everything from this origin and nothing inline: the console's build, the sign-in page and
+# Swagger UI load their scripts and styles as files (docs/security.md "Security headers").
+LAKEPLANE_CONTENT_SECURITY_POLICY = env.str(
+    "LAKEPLANE_CONTENT_SECURITY_POLICY",
+    default="; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+)
+# Trust X-Forwarded-For for audit source IPs (and rate-limit keys) only behind a known proxy.
 LAKEPLANE_TRUSTED_PROXY_COUNT = env.int("LAKEPLANE_TRUSTED_PROXY_COUNT", default=0)
+# /admin/ is routed only when enabled (production: off unless LAKEPLANE_ADMIN_ENABLED=true);
+# with REQUIRE_SSO only staff whose session came from single sign-on get in (core/adminsite.py).
+LAKEPLANE_ADMIN_ENABLED = env.bool("LAKEPLANE_ADMIN_ENABLED", default=True)
+LAKEPLANE_ADMIN_REQUIRE_SSO = env.bool("LAKEPLANE_ADMIN_REQUIRE_SSO", default=False)
+
+# --- Rate limits (core/ratelimit.py, docs/security.md) ---------------------------------------
+# "N/SECONDS": attempts per window, per client address (sign-in also per email, token
+# creation per user). Atomic in Redis when the broker is Redis, else in the database.
+LAKEPLANE_RATE_LIMITS = {
+    "sign-in": env.str("LAKEPLANE_RATE_LIMIT_SIGN_IN", default="10/60"),
+    "token-create": env.str("LAKEPLANE_RATE_LIMIT_TOKEN_CREATE", default="10/60"),
+    # Every compute plane's agent registers once (and again after a reinstall); many planes
+    # of one customer may share a NAT address.
+    "agent-register": env.str("LAKEPLANE_RATE_LIMIT_AGENT_REGISTER", default="120/60"),
+}
+LAKEPLANE_RATE_LIMIT_REDIS_URL = env.str(
+    "LAKEPLANE_RATE_LIMIT_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+# Keeps the keys of deployments that share one Redis apart.
+LAKEPLANE_RATE_LIMIT_PREFIX = env.str(
+    "LAKEPLANE_RATE_LIMIT_PREFIX", default=str(DATABASES["default"].get("NAME", ""))
+)
 
 # --- Observability (docs/observability.md) -------------------------------------------------
 # Scrapers of /metrics send this as a bearer token. Empty: open in the sandbox, 404 in production.

@@ -4,7 +4,12 @@
 """
 
 from controlplane.settings.base import *  # noqa: F403
-from controlplane.settings.base import CELERY_BROKER_URL, DATABASES, LOG_CONSOLE_HANDLER
+from controlplane.settings.base import (
+    CELERY_BROKER_URL,
+    DATABASES,
+    LOG_CONSOLE_HANDLER,
+    OIDC_ENABLED,
+)
 from controlplane.settings.env import EMULATOR_ACCOUNT_ID, env, log_format, refuse, required
 
 # Everything below is required: a missing or empty one stops the process, naming the variable.
@@ -38,6 +43,16 @@ if f":{EMULATOR_ACCOUNT_ID}:" in LAKEPLANE_VENDOR_PRINCIPAL:
 DEBUG = False
 LAKEPLANE_SSO_ALLOW_LOOPBACK_HTTP = False
 LAKEPLANE_MODE = "production"
+
+# The admin is for Lakeplane's staff: off unless enabled, and then over single sign-on only.
+LAKEPLANE_ADMIN_ENABLED = env.bool("LAKEPLANE_ADMIN_ENABLED", default=False)
+LAKEPLANE_ADMIN_REQUIRE_SSO = True
+if LAKEPLANE_ADMIN_ENABLED and not OIDC_ENABLED:
+    refuse(
+        "LAKEPLANE_ADMIN_ENABLED",
+        "needs single sign-on (OIDC_RP_CLIENT_ID and the OIDC_OP_* endpoints): "
+        "in production the admin is for staff signed in over SSO only",
+    )
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # /healthz and /readyz are probed over plain HTTP by load balancers inside the VPC.

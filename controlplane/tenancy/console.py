@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from controlplane.core import ratelimit
+from controlplane.core.audit import client_ip
 from controlplane.tenancy.models import Membership, User
 
 _MISSING_BUILD = """<!doctype html><title>Lakeplane</title>
@@ -65,6 +67,13 @@ class SignInForm(AuthenticationForm):
 
 
 def login_view(request: HttpRequest) -> HttpResponseBase:
+    if request.method == "POST":
+        # Every password attempt counts, by client address and by the email tried.
+        email = str(request.POST.get("username", "")).strip().lower()
+        try:
+            ratelimit.check(ratelimit.SIGN_IN, f"ip:{client_ip(request)}", f"email:{email}")
+        except ratelimit.RateLimited as limited:
+            return limited.response()
     return auth_views.LoginView.as_view(
         template_name="registration/login.html",
         authentication_form=SignInForm,

@@ -13,35 +13,16 @@
 // Exits 0 when every check passed, 1 (with the failed check on stderr) otherwise.
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { chromium } from "playwright-core";
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`${name} must be set`);
-    process.exit(2);
-  }
-  return value;
-}
+import { checkAccessibility, inBrowser, required, step, WAIT_MS } from "./lib.mjs";
 
 const baseUrl = required("LAKEPLANE_BASE_URL").replace(/\/$/, "");
 const email = required("LAKEPLANE_E2E_EMAIL");
 const password = required("LAKEPLANE_E2E_PASSWORD");
 const orgs = JSON.parse(required("LAKEPLANE_E2E_ORGS"));
 const artifacts = required("LAKEPLANE_E2E_ARTIFACTS");
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 assert.ok(orgs.length >= 2, "the switcher check needs a user with at least two orgs");
-
-// Waits are for the browser and server to catch up, not assertions about speed.
-const WAIT_MS = 15_000;
-
-function step(message) {
-  console.log(`• ${message}`);
-}
 
 async function expectOrgShown(page, org) {
   await page.getByTestId("org-name").filter({ hasText: org.name }).waitFor({ timeout: WAIT_MS });
@@ -57,34 +38,9 @@ async function expectOrgShown(page, org) {
   }
 }
 
-const userDataDir = mkdtempSync(path.join(tmpdir(), "lakeplane-e2e-chromium-"));
-mkdirSync(artifacts, { recursive: true });
-const consoleErrors = [];
-let context;
-
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(WAIT_MS);
-  page.on("console", (msg) => {
-    if (msg.type() === "error") consoleErrors.push(msg.text());
-  });
-  page.on("pageerror", (error) => consoleErrors.push(String(error)));
-
+// The wrong-password 200 and the 401 after sign-out are not console errors, so anything the
+// browser console logs is a real problem (inBrowser fails the run on it).
+await inBrowser("console e2e", artifacts, async (page) => {
   step("an anonymous visit to / lands on the sign-in page");
   await page.goto(`${baseUrl}/`);
   assert.equal(new URL(page.url()).pathname, "/login/");
@@ -119,6 +75,7 @@ try {
   await page.reload();
   await expectOrgShown(page, second);
   await page.screenshot({ path: path.join(artifacts, "console.png"), fullPage: true });
+  await checkAccessibility(page, "overview");
 
   step("switching back shows the first org again");
   await select.selectOption(first.slug);
@@ -147,6 +104,7 @@ try {
   await page.goto(`${baseUrl}/orgs/not-my-org/clusters`);
   await page.getByRole("heading", { level: 1, name: "Not found" }).waitFor();
   await page.screenshot({ path: path.join(artifacts, "not-found.png"), fullPage: true });
+  await checkAccessibility(page, "not found");
   await page.goto(`${baseUrl}/orgs/${first.slug}`);
   await expectOrgShown(page, first);
 
@@ -166,20 +124,4 @@ try {
   await page.goto(`${baseUrl}/`);
   assert.equal(new URL(page.url()).pathname, "/login/");
 
-  // The console's own page must not log errors; the wrong-password 200 and the 401 above
-  // are not console errors, so anything here is a real problem.
-  assert.deepEqual(consoleErrors, [], "the browser console logged errors");
-  console.log("console e2e: all checks passed");
-} catch (error) {
-  console.error(`console e2e FAILED: ${error instanceof Error ? error.stack : error}`);
-  if (consoleErrors.length) console.error(`browser console errors:\n${consoleErrors.join("\n")}`);
-  const page = context?.pages()[0];
-  if (page) {
-    console.error(`page at failure: ${page.url()}`);
-    await page.screenshot({ path: path.join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
-  }
-  process.exitCode = 1;
-} finally {
-  await context?.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
+});

@@ -175,6 +175,22 @@ NOW = 3600.0
             "disabled",
         ),
         ("suspended", trace(2), ScalingState(0, suspended=True), POLICY, 0, "suspended"),
+        (
+            "auto-suspend acts with autoscaling off",
+            trace(31),
+            ScalingState(4),
+            replace(POLICY, enabled=False, auto_suspend_minutes=30),
+            0,
+            "idle_suspend",
+        ),
+        (
+            "autoscaling off, a query in the window",
+            trace(31, running=1),
+            ScalingState(4),
+            replace(POLICY, enabled=False, auto_suspend_minutes=30),
+            4,
+            "disabled",
+        ),
     ],
 )
 def test_decision_table(name, samples, state, policy, desired, reason):

@@ -10,9 +10,19 @@ from django.utils import timezone
 
 from controlplane.agentapi import services
 from controlplane.agentapi.models import AgentReport, ObservedState, UsageRecord
+from controlplane.clusters.models import Cluster
 from tests.agentapi.conftest import HEARTBEAT, STATUS, USAGE, Agent
+from tests.factories import ClusterFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def cluster_of(agent: Agent) -> str:
+    """A cluster on the agent's plane (an agent reports on its own plane's clusters only)."""
+    existing = Cluster.objects.filter(compute_plane=agent.plane).first()
+    if existing is None:
+        existing = ClusterFactory(compute_plane=agent.plane, organization=agent.plane.organization)
+    return existing.id
 
 
 def status_report(agent: Agent, report_id: str, *, ready: int, sent_at=None) -> dict:
@@ -24,7 +34,7 @@ def status_report(agent: Agent, report_id: str, *, ready: int, sent_at=None) -> 
         "sent_at": sent_at,
         "clusters": [
             {
-                "id": "cl_0123456789abcdefghjkmnpqrs",
+                "id": cluster_of(agent),
                 "phase": "running",
                 "coordinator_ready": True,
                 "workers_ready": ready,
@@ -37,6 +47,7 @@ def status_report(agent: Agent, report_id: str, *, ready: int, sent_at=None) -> 
 
 def usage_report(agent: Agent, report_id: str, nodes: int) -> dict:
     end = timezone.now().replace(microsecond=0)
+    cluster_id = cluster_of(agent)
     return {
         "agent_id": agent.agent_id,
         "report_id": report_id,
@@ -44,13 +55,13 @@ def usage_report(agent: Agent, report_id: str, nodes: int) -> dict:
         "period_end": end.isoformat(),
         "samples": [
             {
-                "cluster_id": "cl_0123456789abcdefghjkmnpqrs",
+                "cluster_id": cluster_id,
                 "instance_type": "r6i.2xlarge",
                 "nodes": nodes,
                 "seconds": 300,
             },
             {
-                "cluster_id": "cl_0123456789abcdefghjkmnpqrs",
+                "cluster_id": cluster_id,
                 "instance_type": "m6i.xlarge",
                 "nodes": 1,
                 "seconds": 300,

@@ -227,6 +227,11 @@ def test_terraform_artifacts_carry_the_accounts_inputs(owner):
     assert body["variables"]["tenant_tag"] == owner.org.slug
     assert account["external_id"] in body["tfvars"]
     assert 'module "lakeplane_customer_role"' in body["module_call"]
+    # The schema the console's types come from describes exactly this answer.
+    from controlplane.cloudaccounts.api.serializers import TerraformOnboardingSerializer
+
+    assert set(body) == set(TerraformOnboardingSerializer().fields)
+    assert TerraformOnboardingSerializer(data=body).is_valid()
 
 
 def test_no_credential_reaches_the_database_logs_or_api(

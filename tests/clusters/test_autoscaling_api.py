@@ -200,3 +200,45 @@ def test_a_viewer_reads_scaling_events(owner, make_caller):
     assert response.json() == {"results": [], "next": None, "previous": None}
     bad = viewer.client.get(url(owner, f"/{cluster.id}/scaling-events?limit=x"))
     assert bad.status_code == 400
+
+
+OFFICE = {"days": ["fri", "mon"], "start": "08:00", "end": "18:00", "min_count": 4}
+
+
+def test_schedules_are_kept_and_reach_the_agent_with_their_time_zone(owner):
+    cluster = ClusterFactory(organization=owner.org)
+    response = owner.client.patch(
+        url(owner, f"/{cluster.id}"),
+        {"autoscaling": {"enabled": True}, "schedules": [OFFICE]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["schedules"] == [{**OFFICE, "days": ["mon", "fri"]}]
+    (spec,) = current_desired_state(cluster.compute_plane).clusters
+    assert spec.autoscaling is not None
+    assert [w.model_dump() for w in spec.autoscaling.schedules] == [
+        {**OFFICE, "days": ["mon", "fri"]}
+    ]
+    assert spec.autoscaling.time_zone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("window", "field"),
+    [
+        ({**OFFICE, "start": "18:00", "end": "08:00"}, "schedules.0.end"),
+        ({**OFFICE, "start": "8am"}, "schedules.0.start"),
+        ({**OFFICE, "days": ["someday"]}, "schedules.0.days.0"),
+        ({**OFFICE, "days": []}, "schedules.0.days"),
+        ({**OFFICE, "min_count": 11}, "schedules.0.min_count"),  # above max_count (10)
+        ({**OFFICE, "min_count": "4"}, "schedules.0.min_count"),
+    ],
+)
+def test_a_bad_schedule_is_a_field_error(owner, window, field):
+    cluster = ClusterFactory(organization=owner.org)
+    response = owner.client.patch(
+        url(owner, f"/{cluster.id}"), {"schedules": [window]}, format="json"
+    )
+    assert response.status_code in (400, 422), response.content
+    assert field in response.json()["errors"], response.json()
+    cluster.refresh_from_db()
+    assert cluster.schedules == []

@@ -74,6 +74,10 @@ def _url(route: OrgRoute, org_slug: str, obj: Model | None) -> str:
     if route.lookup_kwarg is not None:
         assert obj is not None
         kwargs[route.lookup_kwarg] = str(getattr(obj, route.lookup_field))
+    # Routes nested under a compute plane (the gateway's) name the victim's plane.
+    if "cp_id" in re.findall(r"<(?:\w+:)?(\w+)>", route.pattern):
+        assert obj is not None
+        kwargs["cp_id"] = str(obj.compute_plane_id)
     return reverse(route.name, kwargs=kwargs)
 
 

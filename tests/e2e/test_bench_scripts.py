@@ -31,7 +31,9 @@ BENCHES = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 # Tiny sizes; every flag is one bench/README.md documents.
 RUNS: dict[str, list[str]] = {
     "verification.py": ["--runs", "1"],
+    "console_build.py": ["--no-build"],
     "render.py": ["--runs", "1", "--clusters", "2", "--workers", "2"],
+    "autoscaling.py": ["--decisions", "300", "--clusters", "2", "--minutes", "2"],
     "gateway.py": ["--seconds", "0.5", "--clients", "1"],
     "drift.py": ["--clusters", "0,1", "--runs", "1"],
     "clusters.py": ["--lifecycles", "1"],
@@ -42,6 +44,7 @@ RUNS: dict[str, list[str]] = {
         *("--workers", "1", "--operations", "60"),
     ],
     "billing.py": ["--rows", "20000", "--orgs", "20", "--months", "2", "--runs", "3"],
+    "sql_paths.py": ["--requests", "16", "--planes", "2", "--clusters", "2"],
     "load.py": [*("--agents", "4,8", "--duration", "1", "--threads", "1", "--workers", "1")],
     "agent_ingest.py": [
         *("--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2"),
@@ -49,6 +52,7 @@ RUNS: dict[str, list[str]] = {
     ],
 }
 POSTGRES = {"clusters.py", "catalog_propagation.py", "computeplanes.py", "billing.py"} | {
+    "sql_paths.py",
     "api_throughput.py",
     "agent_ingest.py",
     "load.py",

@@ -10,4 +10,7 @@ urlpatterns = [
     path("heartbeat", views.heartbeat, name="agent-heartbeat"),
     path("status", views.status_report, name="agent-status"),
     path("usage", views.UsageView.as_view(), name="agent-usage"),
+    path("scaling", views.ScalingView.as_view(), name="agent-scaling"),
+    path("queries", views.QueriesView.as_view(), name="agent-queries"),
+    path("wake", views.WakeView.as_view(), name="agent-wake"),
 ]

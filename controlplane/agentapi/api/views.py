@@ -24,6 +24,7 @@ from controlplane.agentapi.api.authentication import (
 )
 from controlplane.agentapi.longpoll import VersionWaiter, release_database_connection
 from controlplane.agentapi.models import AgentCredential
+from controlplane.core import ratelimit
 from controlplane.core.api import lean
 from controlplane.core.audit import client_ip
 
@@ -76,6 +77,8 @@ class RegisterView(AgentView):
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
+        # Unauthenticated by nature: every attempt counts, by client address.
+        ratelimit.check(ratelimit.AGENT_REGISTER, f"ip:{client_ip(request)}")
         registration = parse(contract.Registration, request)
         issued = services.register_agent(registration, source_ip=client_ip(request))
         return Response(issued.as_contract().model_dump(mode="json"), status=201)
@@ -177,10 +180,33 @@ class StatusView(AgentView):
         return _report_response(services.record_status(self.credential(request), report))
 
 
+class ScalingView(AgentView):
+    """An autoscaling decision; the answer is the worker count that stands."""
+
+    def post(self, request: Request) -> Response:
+        report = parse(contract.ScalingReport, request)
+        answer = services.record_scaling(self.credential(request), report)
+        return Response(answer.model_dump(mode="json"))
+
+
 class UsageView(AgentView):
     def post(self, request: Request) -> Response:
         report = parse(contract.UsageReport, request)
         return _report_response(services.record_usage(self.credential(request), report))
+
+
+class QueriesView(AgentView):
+    def post(self, request: Request) -> Response:
+        report = parse(contract.QueryReport, request)
+        return Response(services.record_queries(self.credential(request), report))
+
+
+class WakeView(AgentView):
+    def post(self, request: Request) -> Response:
+        wake = parse(contract.WakeRequest, request)
+        answer = services.request_wake(self.credential(request), wake)
+        started = answer.get("started", False)
+        return Response(answer, status=status.HTTP_202_ACCEPTED if started else status.HTTP_200_OK)
 
 
 # --- lean entry points for the two high-volume reports --------------------------------------

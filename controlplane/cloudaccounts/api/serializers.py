@@ -45,6 +45,16 @@ class FindingSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
+class TerraformOnboardingSerializer(serializers.Serializer[Any]):
+    """``GET …/onboarding/terraform``: the customer-role module's inputs, as tfvars and as a
+    module call (the console shows the module call with a copy button)."""
+
+    module_source = serializers.CharField()
+    variables = serializers.DictField(child=serializers.CharField())
+    tfvars = serializers.CharField()
+    module_call = serializers.CharField()
+
+
 class OnboardingSerializer(serializers.Serializer[Any]):
     quick_create_url = serializers.URLField()
     trust_policy = serializers.DictField()

@@ -71,7 +71,7 @@ class CloudAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgS
     def onboarding_cloudformation(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(onboarding.cloudformation_template(self.get_object()))
 
-    @extend_schema(responses={200: OpenApiResponse(description="Terraform module call and tfvars")})
+    @extend_schema(responses={200: s.TerraformOnboardingSerializer})
     @action(detail=True, methods=["get"], url_path="onboarding/terraform")
     def onboarding_terraform(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(onboarding.terraform_artifacts(self.get_object()))

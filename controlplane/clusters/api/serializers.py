@@ -71,7 +71,9 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
             "catalogs",
             "cache",
             "auto_suspend_minutes",
+            "draining",
             "autoscaling",
+            "schedules",
             "restart_generation",
             "node_group",
             "operation",
@@ -152,6 +154,30 @@ class AutoscalingInput(serializers.Serializer[Any]):
     cooldown_seconds = StrictIntegerField(min_value=1, max_value=24 * 3600, required=False)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOCK_RE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+
+
+class ScheduleSerializer(serializers.Serializer[Any]):
+    """A window in the organisation's time zone: ``days`` and ``[start, end)`` as ``HH:MM``."""
+
+    days = serializers.ListField(
+        child=serializers.ChoiceField(choices=WEEKDAYS), min_length=1, max_length=7
+    )
+    start = serializers.RegexField(CLOCK_RE, error_messages={"invalid": "Use HH:MM (00:00-23:59)."})
+    end = serializers.RegexField(CLOCK_RE, error_messages={"invalid": "Use HH:MM (00:01-24:00)."})
+    min_count = StrictIntegerField(min_value=0, max_value=MAX_WORKERS)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"end": ["After start."]})
+        attrs["days"] = sorted(set(attrs["days"]), key=WEEKDAYS.index)
+        return attrs
+
+
+MAX_SCHEDULES = 20
+
+
 class ScalingEventSerializer(serializers.ModelSerializer[ScalingEvent]):
     from_ = StrictIntegerField(source="from_count")
     to = StrictIntegerField(source="to_count")
@@ -194,6 +220,12 @@ class ClusterCreateSerializer(serializers.Serializer[Any]):
         required=False, allow_null=True, min_value=5, max_value=7 * 24 * 60
     )
     autoscaling = AutoscalingInput(required=False)
+    schedules = serializers.ListField(
+        child=ScheduleSerializer(),
+        required=False,
+        max_length=MAX_SCHEDULES,
+        help_text="Replaces the list.",
+    )
 
 
 class ClusterUpdateSerializer(serializers.Serializer[Any]):
@@ -212,7 +244,16 @@ class ClusterUpdateSerializer(serializers.Serializer[Any]):
     cache = serializers.RegexField(
         CACHE_ID_RE, required=False, allow_null=True, help_text="A cache id, or null to detach."
     )
+    draining = StrictBooleanField(
+        required=False, help_text="false ends a drain; a drain starts with POST …/drain."
+    )
     autoscaling = AutoscalingInput(required=False)
+    schedules = serializers.ListField(
+        child=ScheduleSerializer(),
+        required=False,
+        max_length=MAX_SCHEDULES,
+        help_text="Replaces the list.",
+    )
 
 
 class ResizeSerializer(serializers.Serializer[Any]):

@@ -55,6 +55,7 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
                 catalog_ids=tuple(data["catalogs"]),
                 cache_id=data.get("cache"),
                 autoscaling=data.get("autoscaling"),
+                schedules=tuple(data.get("schedules", ())),
             ),
         )
         return self._accepted(cluster, operation)
@@ -103,6 +104,13 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
     @action(detail=True, methods=["post"])
     def start(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._accepted(*services.start_cluster(actor=self.actor, cluster=self.get_object()))
+
+    @extend_schema(request=None, responses={202: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def drain(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """New queries go elsewhere, running ones finish; the operation ends once the gateway
+        reports the cluster empty."""
+        return self._accepted(*services.drain_cluster(actor=self.actor, cluster=self.get_object()))
 
     @extend_schema(request=None, responses={202: s.ClusterSerializer})
     @action(detail=True, methods=["post"])

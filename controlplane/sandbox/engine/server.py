@@ -9,6 +9,14 @@ protocol's error object. Only the engine's own header family is read and written
 for Trino, ``X-Presto-*`` for PrestoDB), as the real coordinators do.
 
 ``/v1/info`` (with ``starting``), ``/v1/cluster`` and ``/v1/node`` answer as a coordinator.
+
+Workers are modelled one by one (each runs one query at a time) under
+``/_lakeplane/engine/worker/{n}`` — the ``uri`` ``/v1/node`` lists. ``GET``/``PUT
+…/worker/{n}/v1/info/state`` is the engines' graceful shutdown: a worker put into
+``SHUTTING_DOWN`` takes no new query, finishes the one it runs, then leaves (as the preStop hook
+asks of a real worker). Lowering the ``workers`` knob drains the excess the same way (idle
+workers first), so a scale-in never fails a query; ``DELETE …/worker/{n}`` is a worker lost
+without grace (a killed pod): its query fails as on a real cluster.
 ``/_lakeplane/engine`` (GET, POST) is the emulator's own control: worker count, ``starting``,
 ``fail`` (every ``/v1`` request answers 503), ``delay_seconds`` (every ``/v1`` answer is held that
 long) and ``query_seconds`` (each query stays RUNNING at least that long) — so the gateway's
@@ -66,6 +74,13 @@ class Knobs:
 
 
 @dataclass
+class Worker:
+    index: int
+    state: str = "ACTIVE"  # or SHUTTING_DOWN: takes no new query, leaves once idle
+    query: Query | None = None
+
+
+@dataclass
 class Query:
     id: str
     slug: str
@@ -83,6 +98,7 @@ class Query:
     last_seen: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     delivered: bool = False  # the client has had the last page (or the error)
+    worker: Worker | None = None
 
     @property
     def done(self) -> bool:
@@ -131,6 +147,9 @@ class Engine:
         self.completed = 0
         self.failed = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.workers: list[Worker] = []
+        self._next_worker = 0
+        self.sync_workers()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -151,13 +170,57 @@ class Engine:
 
     # -- scheduling -----------------------------------------------------------------------------
 
+    def active_workers(self) -> list[Worker]:
+        return [w for w in self.workers if w.state == "ACTIVE"]
+
+    def sync_workers(self) -> None:
+        """Bring the ACTIVE workers to the ``workers`` knob: add new ones, or put the excess
+        (idle ones first, then the newest) into SHUTTING_DOWN; idle shutting-down ones leave."""
+        active = self.active_workers()
+        for _ in range(self.knobs.workers - len(active)):
+            self.workers.append(Worker(self._next_worker))
+            self._next_worker += 1
+        excess = len(active) - self.knobs.workers
+        if excess > 0:
+            for worker in sorted(active, key=lambda w: (w.query is not None, -w.index))[:excess]:
+                worker.state = "SHUTTING_DOWN"
+        self.workers = [w for w in self.workers if w.state == "ACTIVE" or w.query is not None]
+
+    def shut_down(self, worker: Worker) -> None:
+        """The engines' ``PUT /v1/info/state "SHUTTING_DOWN"`` on one worker: it will not be
+        replaced (the knob follows), finishes its query and leaves."""
+        if worker.state == "ACTIVE":
+            worker.state = "SHUTTING_DOWN"
+            self.knobs.workers = max(len(self.active_workers()), 0)
+        self.sync_workers()
+
+    def lose(self, worker: Worker) -> None:
+        """A worker gone without grace: its query fails, as on a real cluster."""
+        query = worker.query
+        if worker.state == "ACTIVE":
+            self.knobs.workers = max(len(self.active_workers()) - 1, 0)
+        worker.state, worker.query = "SHUTTING_DOWN", None
+        if query is not None and not query.done:
+            self.db.interrupt(query.id)
+            self._fail(query, sql.QueryError(
+                f"Node {worker.index} is no longer active", *sql.GENERIC_INTERNAL_ERROR,
+                kind="INTERNAL_ERROR",
+            ))  # fmt: skip
+        self.sync_workers()
+        self.dispatch()
+
     def dispatch(self) -> None:
-        """Start waiting queries while a worker slot is free."""
-        while self.loaded and self.waiting and self.executing < self.knobs.workers:
+        """Start waiting queries while an ACTIVE worker is free."""
+        self.sync_workers()
+        while self.loaded and self.waiting:
+            worker = next((w for w in self.active_workers() if w.query is None), None)
+            if worker is None:
+                break
             query = self.waiting.popleft()
             if query.done:
                 continue
             self.executing += 1
+            worker.query, query.worker = query, worker
             query.move("RUNNING")
             self._spawn(self._run(query))
 
@@ -198,6 +261,8 @@ class Engine:
                 self.completed += 1
         finally:
             self.executing -= 1
+            if query.worker is not None and query.worker.query is query:
+                query.worker.query = None
             self.dispatch()
 
     def _fail(self, query: Query, error: sql.QueryError) -> None:
@@ -478,9 +543,9 @@ async def cluster(request: web.Request) -> web.Response:
         "blockedQueries": 0,
         "queuedQueries": engine.queued_count(),
         "activeCoordinators": 1,
-        "activeWorkers": engine.knobs.workers,
+        "activeWorkers": len(engine.active_workers()),
         "runningDrivers": engine.executing,
-        "totalAvailableProcessors": 2 * engine.knobs.workers,
+        "totalAvailableProcessors": 2 * len(engine.active_workers()),
         "reservedMemory": 0.0,
         "totalInputRows": 0,
         "totalInputBytes": 0,
@@ -491,15 +556,51 @@ async def cluster(request: web.Request) -> web.Response:
 async def nodes(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    # processCpuLoad and heap as /v1/status gives them per node: a worker running a query is
+    # busy (CPU 0.9, heap 0.6), an idle one is not (0.02, 0.1).
     return web.json_response([
         {
-            "uri": f"{_base(request)}/_lakeplane/engine/worker/{i}",
+            "uri": f"{_base(request)}/_lakeplane/engine/worker/{w.index}",
             "recentRequests": 0.0, "recentFailures": 0.0, "recentSuccesses": 0.0,
             "lastRequestTime": now, "lastResponseTime": now, "recentFailureRatio": 0.0,
             "age": f"{time.time() - engine.started:.2f}s",
+            "state": w.state,
+            "processCpuLoad": 0.9 if w.query is not None else 0.02,
+            "heapUsed": 600 if w.query is not None else 100, "heapAvailable": 1000,
         }
-        for i in range(engine.knobs.workers)
+        for w in engine.workers
     ])  # fmt: skip
+
+
+def _worker(request: web.Request) -> Worker | None:
+    engine = request.app[ENGINE]
+    index = int(request.match_info["n"])
+    return next((w for w in engine.workers if w.index == index), None)
+
+
+async def worker_state(request: web.Request) -> web.Response:
+    """A worker's ``/v1/info/state``: GET reads it, PUT ``"SHUTTING_DOWN"`` drains it."""
+    engine = request.app[ENGINE]
+    worker = _worker(request)
+    if worker is None:
+        return web.json_response({"error": "no such worker"}, status=404)
+    if request.method == "PUT":
+        try:
+            wanted = await request.json()
+        except ValueError:
+            wanted = None
+        if wanted != "SHUTTING_DOWN":
+            return web.json_response({"error": 'only "SHUTTING_DOWN" can be set'}, status=400)
+        engine.shut_down(worker)
+    return web.json_response(worker.state)
+
+
+async def worker_lost(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    if worker is None:
+        return web.json_response({"error": "no such worker"}, status=404)
+    request.app[ENGINE].lose(worker)
+    return web.json_response({"lost": worker.index})
 
 
 async def ui(request: web.Request) -> web.Response:
@@ -600,6 +701,8 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/ui/", ui)
     app.router.add_get("/ui/query.html", ui)
     app.router.add_route("*", "/_lakeplane/engine", control)
+    app.router.add_route("*", "/_lakeplane/engine/worker/{n:\\d+}/v1/info/state", worker_state)
+    app.router.add_delete("/_lakeplane/engine/worker/{n:\\d+}", worker_lost)
     app.cleanup_ctx.append(_janitor)
     return app
 

@@ -30,27 +30,13 @@ from controlplane.tenancy import authentication
 from controlplane.tenancy.viewsets import OrgScopedViewSet
 
 
-class _PageRows:
-    """The operations list's page query for CursorPagination, its SQL compiled once per process.
+class _PageWindow:
+    """What ``CursorPagination.paginate_queryset`` asks of a queryset — ``order_by``,
+    ``filter(id__lt|id__gt=…)`` and a slice — for the lean entry point below, whose page comes
+    from the one statement that also authenticates. DRF's own paginator still decides the page,
+    the cursor and the ``next``/``previous`` links, so the answers are the DRF view's."""
 
-    The list is polled by consoles and CLIs. Cloning and compiling the ORM queryset for each
-    page (filter by org, order, cursor position, slice) cost ~0.25 ms of CPU per request
-    (bench/RESULTS.md), as much as everything else on the path besides authentication. This
-    object offers the three queryset operations ``CursorPagination.paginate_queryset`` uses —
-    ``order_by``, ``filter(id__lt|id__gt=…)`` and a slice — so DRF's own paginator still
-    decides the page, the cursor and the ``next``/``previous`` links (identical answers); only
-    the SQL comes from a cache. Each variant is compiled by the ORM itself from the very
-    queryset the generic path would build, so the SQL stays what the ORM would send; LIMIT and
-    OFFSET, which Django writes as literals, are bound as parameters instead. PostgreSQL only:
-    elsewhere (SQLite in the sandbox) the view pages the queryset as before.
-    """
-
-    _ORG = "__organization__"
-    _POSITION = "__position__"
-    _compiled: dict[tuple[str, str | None], str] = {}
-
-    def __init__(self, organization_id: str) -> None:
-        self._organization_id = organization_id
+    def __init__(self) -> None:
         self._ordering = "-id"
         self._position: tuple[str, str] | None = None  # ("id__lt" | "id__gt", value)
 
@@ -70,37 +56,11 @@ class _PageRows:
             raise ValueError(f"unsupported filter {lookup!r}")
         return self._with(_position=(lookup, value))
 
-    @classmethod
-    def _sql(cls, ordering: str, lookup: str | None) -> str:
-        key = (ordering, lookup)
-        if key not in cls._compiled:
-            queryset = Operation.objects.filter(organization_id=cls._ORG)
-            expected: tuple[str, ...] = (cls._ORG,)
-            if lookup is not None:
-                queryset = queryset.filter(**{lookup: cls._POSITION})
-                expected = (cls._ORG, cls._POSITION)
-            rows = queryset.values("id", "representation").order_by(ordering)
-            sql, params = rows.query.sql_with_params()
-            if tuple(params) != expected:  # pragma: no cover - a Django change
-                raise RuntimeError(f"unexpected page query parameters: {params!r}")
-            cls._compiled[key] = f"{sql} LIMIT %s OFFSET %s"
-        return cls._compiled[key]
-
     def _bounds(self, window: slice) -> tuple[str | None, str | None, int, int]:
         """The cursor lookup and position (None before the first page), LIMIT and OFFSET."""
         start = window.start or 0
         lookup, position = self._position or (None, None)
         return lookup, position, window.stop - start, start
-
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        lookup, position, limit, offset = self._bounds(window)
-        params: list[Any] = [self._organization_id]
-        if position is not None:
-            params.append(position)
-        params += [limit, offset]
-        with connection.cursor() as cursor:
-            cursor.execute(self._sql(self._ordering, lookup), params)
-            return [{"id": id_, "representation": text} for id_, text in cursor.fetchall()]
 
 
 class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -121,20 +81,19 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
         # Same page, cursor and envelope as ListModelMixin.list; only the items' source
         # differs: the stored JSON of each row instead of a serializer run per request.
         # values(): the cursor paginator reads "id" from dicts too; no model instances.
-        if connection.vendor == "postgresql" and self._plain_org_scope():
-            page = self.paginate_queryset(_PageRows(self.organization.pk))  # type: ignore[arg-type]
-        else:
-            queryset = self.filter_queryset(self.get_queryset()).values("id", "representation")
-            page = self.paginate_queryset(queryset)
+        # One path on every database: a precompiled page statement here measured 1.1x
+        # (bench/sql_paths.py, list-session), below the 1.5x that would keep it.
+        queryset = self.filter_queryset(self.get_queryset()).values("id", "representation")
+        page = self.paginate_queryset(queryset)
         assert page is not None  # the API always paginates (DEFAULT_PAGINATION_CLASS)
         items = [RawJSON(text) for text in representation.page_representations(page)]
         return self.get_paginated_response(items)
 
     @classmethod
     def _plain_org_scope(cls) -> bool:
-        """True while get_queryset() is exactly "this org's operations" (what _PageRows reads):
+        """True while get_queryset() is exactly "this org's operations" (what the lean page reads):
         no narrowing in safely_get_queryset and no filter backends. Anything added later sends
-        the list back to the ORM path, so the precompiled SQL can never widen the scope."""
+        the list back to the DRF path, so the lean statement can never widen the scope."""
         return (
             cls.safely_get_queryset is OrgScopedViewSet.safely_get_queryset
             and not cls.filter_backends
@@ -185,15 +144,16 @@ class _ValidToken:
     organization_id: str
 
 
-class _AuthenticatedPageRows(_PageRows):
-    """_PageRows whose one statement also authenticates: no page unless the token is valid."""
+class _AuthenticatedPageRows(_PageWindow):
+    """The page window read by one statement that also authenticates: no page unless the token
+    is valid."""
 
     _compiled_gated: dict[tuple[str, str | None], str] = {}
 
     def __init__(
         self, credential: authentication.BearerCredential, org_slug: str, now: datetime
     ) -> None:
-        super().__init__("")
+        super().__init__()
         self._params = authentication.valid_token_params(credential, org_slug, now)
         # Shared by the clones the paginator makes: the token the statement found, if any.
         self.found: list[_ValidToken] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from controlplane.core import ratelimit
 from controlplane.core.roles import Role
 from controlplane.tenancy import services
 from controlplane.tenancy.api import serializers as s
@@ -179,8 +180,19 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         "DELETE": Role.ADMIN,
     }
 
-    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
+    @extend_schema(
+        request=s.TokenCreateSerializer,
+        responses={
+            201: s.IssuedTokenSerializer,
+            429: OpenApiResponse(
+                description="Too many tokens created by this user; Retry-After says when to "
+                "try again (problem+json)."
+            ),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Every attempt counts, by the user behind the request (a token acts for its creator).
+        ratelimit.check(ratelimit.TOKEN_CREATE, f"user:{request.user.pk}")
         body = s.TokenCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         issued = services.create_token(

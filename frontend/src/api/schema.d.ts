@@ -432,6 +432,26 @@ export interface paths {
         patch: operations["orgs_clusters_partial_update"];
         trace?: never;
     };
+    "/api/v1/orgs/{org}/clusters/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description New queries go elsewhere, running ones finish; the operation ends once the gateway
+         *     reports the cluster empty.
+         */
+        post: operations["orgs_clusters_drain_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{org}/clusters/{id}/resize": {
         parameters: {
             query?: never;
@@ -527,6 +547,114 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The plane's gateway: settings (admins), and the routing dry run (anyone in the org). */
+        get: operations["orgs_compute_planes_gateway_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** @description The plane's gateway: settings (admins), and the routing dry run (anyone in the org). */
+        patch: operations["orgs_compute_planes_gateway_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/route": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Which cluster this request would go to, and why: the gateway's own routing function
+         *     (``computeplane_agent.gateway.routing.route``) over the plane's routing as published,
+         *     judging clusters by their state (the gateway adds its health probes).
+         */
+        post: operations["orgs_compute_planes_gateway_route_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/routing-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_gateway_routing_groups_list"];
+        put?: never;
+        post: operations["orgs_compute_planes_gateway_routing_groups_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/routing-groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["orgs_compute_planes_gateway_routing_groups_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["orgs_compute_planes_gateway_routing_groups_destroy"];
+        options?: never;
+        head?: never;
+        patch: operations["orgs_compute_planes_gateway_routing_groups_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        get: operations["orgs_compute_planes_gateway_rules_list"];
+        put?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        post: operations["orgs_compute_planes_gateway_rules_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/compute-planes/{cp_id}/gateway/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        get: operations["orgs_compute_planes_gateway_rules_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        delete: operations["orgs_compute_planes_gateway_rules_destroy"];
+        options?: never;
+        head?: never;
+        /** @description Rules in the order they apply: lowest priority first, ties by name. */
+        patch: operations["orgs_compute_planes_gateway_rules_partial_update"];
         trace?: never;
     };
     "/api/v1/orgs/{org}/compute-planes/{id}": {
@@ -669,6 +797,23 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["orgs_operations_retry_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org}/queries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organization's query history (metadata; text only where a plane keeps it). */
+        get: operations["orgs_queries_list"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1128,6 +1273,7 @@ export interface components {
             readonly catalogs: string[];
             readonly cache: string | null;
             readonly auto_suspend_minutes: number | null;
+            readonly draining: boolean;
             readonly autoscaling: components["schemas"]["Autoscaling"];
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
@@ -1296,6 +1442,43 @@ export interface components {
             check: string;
             detail: string;
         };
+        /** @description Rendered from :func:`views.gateway_document` (the row may not exist yet). */
+        Gateway: {
+            compute_plane: string;
+            endpoint: string | null;
+            enabled: boolean;
+            replicas: number;
+            replicas_ready: number;
+            status: components["schemas"]["GatewayStatusEnum"];
+            config_version: string | null;
+            routing_groups: components["schemas"]["RoutingGroup"][];
+            rules: components["schemas"]["RoutingRule"][];
+            default_group: string | null;
+            query_text_retention: components["schemas"]["Retention"];
+            health: components["schemas"]["GatewayHealth"];
+            wake: components["schemas"]["GatewayWake"];
+        };
+        GatewayHealth: {
+            /** Format: double */
+            interval_seconds?: number;
+            /** Format: double */
+            timeout_seconds?: number;
+            fail_threshold?: number;
+            success_threshold?: number;
+        };
+        /**
+         * @description * `disabled` - disabled
+         *     * `pending` - pending
+         *     * `running` - running
+         *     * `degraded` - degraded
+         * @enum {string}
+         */
+        GatewayStatusEnum: "disabled" | "pending" | "running" | "degraded";
+        GatewayWake: {
+            enabled?: boolean;
+            /** Format: double */
+            max_wait_seconds?: number;
+        };
         Glue: {
             region: string;
             catalog_id?: string | null;
@@ -1324,6 +1507,20 @@ export interface components {
          * @enum {string}
          */
         KindEnum: "managed" | "hive" | "glue";
+        /**
+         * @description Every given field must match; an empty match matches every request. Patterns are
+         *     regular expressions matched against the whole value.
+         */
+        Match: {
+            user?: string;
+            source?: string;
+            client_tags?: string[];
+            headers?: {
+                [key: string]: string;
+            };
+            catalog?: string;
+            schema?: string;
+        };
         Me: {
             user: components["schemas"]["User"];
             memberships: components["schemas"]["MembershipSummary"][];
@@ -1406,7 +1603,6 @@ export interface components {
             /** Format: int64 */
             quantity: number;
             status?: components["schemas"]["MeteringRecordStatusEnum"];
-            /** Format: int64 */
             attempts?: number;
             metering_record_id?: string;
             reason?: string;
@@ -1573,6 +1769,27 @@ export interface components {
             /** Format: uri */
             previous?: string | null;
         };
+        PaginatedQueryRecordList: {
+            results: components["schemas"]["QueryRecord"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedRoutingGroupList: {
+            results: components["schemas"]["RoutingGroup"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
+        PaginatedRoutingRuleList: {
+            results: components["schemas"]["RoutingRule"][];
+            /** Format: uri */
+            next: string | null;
+            /** Format: uri */
+            previous?: string | null;
+        };
         PaginatedRuleSetList: {
             results: components["schemas"]["RuleSet"][];
             /** Format: uri */
@@ -1664,6 +1881,8 @@ export interface components {
             catalogs?: string[];
             /** @description A cache id, or null to detach. */
             cache?: string | null;
+            /** @description false ends a drain; a drain starts with POST …/drain. */
+            draining?: boolean;
             autoscaling?: components["schemas"]["AutoscalingInputRequest"];
         };
         PatchedComputePlaneUpdateRequest: {
@@ -1671,6 +1890,18 @@ export interface components {
             endpoint_access?: components["schemas"]["EndpointAccessEnum"];
             public_access_cidrs?: string[];
             control_plane_logging?: components["schemas"]["ControlPlaneLoggingEnum"][];
+        };
+        PatchedGatewayUpdateRequest: {
+            enabled?: boolean;
+            replicas?: number;
+            default_group?: string | null;
+            query_text_retention?: components["schemas"]["RetentionRequest"];
+            health?: {
+                [key: string]: unknown;
+            };
+            wake?: {
+                [key: string]: unknown;
+            };
         };
         PatchedMemberUpdateRequest: {
             role?: components["schemas"]["RoleEnum"];
@@ -1687,6 +1918,18 @@ export interface components {
             name?: string;
             /** @description Owners only; audited. Off: every token expires. */
             allow_non_expiring_tokens?: boolean;
+        };
+        PatchedRoutingGroupUpdateRequest: {
+            name?: string;
+            clusters?: string[];
+            fallback?: string | null;
+            prefer_cache?: boolean;
+        };
+        PatchedRoutingRuleUpdateRequest: {
+            name?: string;
+            priority?: number;
+            group?: string;
+            match?: unknown;
         };
         PatchedRuleSetUpdateInputRequest: {
             name?: string;
@@ -1739,6 +1982,26 @@ export interface components {
          * @enum {string}
          */
         PropagationStatusEnum: "pending" | "live" | "failed";
+        QueryRecord: {
+            readonly id: string;
+            readonly query_id: string;
+            readonly compute_plane: string;
+            readonly cluster: string | null;
+            readonly routing_group: string;
+            readonly user: string;
+            readonly source: string;
+            readonly state: components["schemas"]["StateEnum"];
+            readonly error_name: string;
+            readonly queued_ms: number;
+            readonly elapsed_ms: number;
+            readonly bytes_in: number;
+            readonly bytes_out: number;
+            /** Format: date-time */
+            readonly started_at: string;
+            /** Format: date-time */
+            readonly finished_at: string;
+            readonly query_text: string;
+        };
         ResizeRequest: {
             workers: number;
         };
@@ -1751,6 +2014,14 @@ export interface components {
                 [key: string]: string;
             };
         };
+        Retention: {
+            enabled?: boolean;
+            days?: number;
+        };
+        RetentionRequest: {
+            enabled?: boolean;
+            days?: number;
+        };
         /**
          * @description * `owner` - Owner
          *     * `admin` - Admin
@@ -1759,6 +2030,54 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "owner" | "admin" | "member" | "viewer";
+        RouteDecision: {
+            group: string | null;
+            cluster: string | null;
+            wake: string | null;
+            reasons: string[];
+        };
+        RouteRequestRequest: {
+            user?: string | null;
+            source?: string | null;
+            client_tags?: string[];
+            headers?: {
+                [key: string]: string;
+            };
+            catalog?: string | null;
+            schema?: string | null;
+        };
+        RoutingGroup: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly clusters: string[];
+            readonly fallback: string | null;
+            readonly prefer_cache: boolean;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        RoutingGroupCreateRequest: {
+            name: string;
+            clusters: string[];
+            fallback?: string | null;
+            prefer_cache?: boolean;
+        };
+        RoutingRule: {
+            readonly id: string;
+            readonly name: string;
+            readonly compute_plane: string;
+            readonly priority: number;
+            readonly group: string;
+            readonly match: components["schemas"]["Match"];
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        RoutingRuleCreateRequest: {
+            name: string;
+            priority?: number;
+            group: string;
+            match?: unknown;
+        };
         /** @description One rule: who (users, groups; neither = everyone), which tables, what it allows. */
         Rule: {
             /** @default allow */
@@ -1774,7 +2093,6 @@ export interface components {
             name: string;
             rules: components["schemas"]["Rule"][];
             readonly clusters: string[];
-            /** Format: int64 */
             version?: number;
             /** Format: date-time */
             readonly created_at: string;
@@ -1894,6 +2212,13 @@ export interface components {
             role: components["schemas"]["RoleEnum"];
         };
         /**
+         * @description * `FINISHED` - Finished
+         *     * `FAILED` - Failed
+         *     * `CANCELED` - Canceled
+         * @enum {string}
+         */
+        StateEnum: "FINISHED" | "FAILED" | "CANCELED";
+        /**
          * @description * `pending` - Pending
          *     * `running` - Running
          *     * `succeeded` - Succeeded
@@ -1902,6 +2227,18 @@ export interface components {
          * @enum {string}
          */
         StepStatusEnum: "pending" | "running" | "succeeded" | "failed" | "skipped";
+        /**
+         * @description ``GET …/onboarding/terraform``: the customer-role module's inputs, as tfvars and as a
+         *     module call (the console shows the module call with a copy button).
+         */
+        TerraformOnboarding: {
+            module_source: string;
+            variables: {
+                [key: string]: string;
+            };
+            tfvars: string;
+            module_call: string;
+        };
         Token: {
             readonly id: string;
             readonly name: string;
@@ -3161,12 +3498,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Terraform module call and tfvars */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TerraformOnboarding"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
@@ -3390,6 +3728,34 @@ export interface operations {
             422: components["responses"]["InvalidInput"];
         };
     };
+    orgs_clusters_drain_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cluster"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
     orgs_clusters_resize_create: {
         parameters: {
             query?: never;
@@ -3610,6 +3976,417 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ComputePlane"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Gateway"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedGatewayUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Gateway"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_route_create: {
+        parameters: {
+            query: {
+                dry_run: boolean;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RouteRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RouteDecision"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRoutingGroupList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoutingGroupCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_routing_groups_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRoutingGroupUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingGroup"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedRoutingRuleList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoutingRuleCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["RequestTooBig"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_compute_planes_gateway_rules_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cp_id: string;
+                id: string;
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRoutingRuleUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingRule"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4115,6 +4892,43 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["InvalidInput"];
+        };
+    };
+    orgs_queries_list: {
+        parameters: {
+            query?: {
+                cluster?: string;
+                compute_plane?: string;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description Number of results to return per page. */
+                limit?: number;
+                /** @description ISO 8601; queries started at or after */
+                since?: string;
+                state?: "CANCELED" | "FAILED" | "FINISHED";
+                user?: string;
+            };
+            header?: never;
+            path: {
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedQueryRecordList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["InvalidInput"];
         };
     };
@@ -4712,6 +5526,13 @@ export interface operations {
             413: components["responses"]["RequestTooBig"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["InvalidInput"];
+            /** @description Too many tokens created by this user; Retry-After says when to try again (problem+json). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     orgs_tokens_retrieve: {

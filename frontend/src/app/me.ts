@@ -24,3 +24,8 @@ const ADMIN_ROLES = new Set(["owner", "admin"]);
 export function canAdminister(role: string | null): boolean {
   return role !== null && ADMIN_ROLES.has(role);
 }
+
+/** Whether the role may change clusters, catalogs and caches (the API's default: member and up). */
+export function canOperate(role: string | null): boolean {
+  return role !== null && role !== "viewer";
+}

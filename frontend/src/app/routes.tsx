@@ -1,6 +1,12 @@
 import type { RouteObject } from "react-router";
 
+import { CatalogPage, CatalogsPage } from "../pages/Catalogs";
+import { CloudAccountPage, CloudAccountsPage, NewCloudAccountPage } from "../pages/CloudAccounts";
+import { ClusterPage, ClustersPage } from "../pages/Clusters";
+import { ComputePlanePage, ComputePlanesPage } from "../pages/ComputePlanes";
+import { BillingPage } from "../pages/Billing";
 import { Overview } from "../pages/Overview";
+import { AuditLogPage, MembersPage } from "../pages/Team";
 import { SectionPage } from "../pages/SectionPage";
 import { AppFrame, type Crumb, Home, OrgLayout } from "./Layout";
 import { NotFound } from "./NotFound";
@@ -12,7 +18,28 @@ const crumb = (label: string | ((p: Record<string, string | undefined>) => strin
 });
 
 // Screens that exist; every other section shows what it will be and where the API has it.
-const BUILT: Record<string, RouteObject[]> = {};
+const BUILT: Record<string, RouteObject[]> = {
+  "cloud-accounts": [
+    { index: true, element: <CloudAccountsPage /> },
+    { path: "new", element: <NewCloudAccountPage />, handle: crumb("Connect") },
+    { path: ":id", element: <CloudAccountPage />, handle: crumb((p) => p.id ?? "") },
+  ],
+  clusters: [
+    { index: true, element: <ClustersPage /> },
+    { path: ":id", element: <ClusterPage />, handle: crumb((p) => p.id ?? "") },
+  ],
+  catalogs: [
+    { index: true, element: <CatalogsPage /> },
+    { path: ":id", element: <CatalogPage />, handle: crumb((p) => p.id ?? "") },
+  ],
+  billing: [{ index: true, element: <BillingPage /> }],
+  members: [{ index: true, element: <MembersPage /> }],
+  "audit-events": [{ index: true, element: <AuditLogPage /> }],
+  "compute-planes": [
+    { index: true, element: <ComputePlanesPage /> },
+    { path: ":id", element: <ComputePlanePage />, handle: crumb((p) => p.id ?? "") },
+  ],
+};
 
 export const routes: RouteObject[] = [
   {
