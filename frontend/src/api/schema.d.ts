@@ -1275,6 +1275,7 @@ export interface components {
             readonly auto_suspend_minutes: number | null;
             readonly draining: boolean;
             readonly autoscaling: components["schemas"]["Autoscaling"];
+            readonly schedules: unknown;
             readonly restart_generation: number;
             /** @description The node label value (and node group name prefix) of this resource's nodes. */
             readonly node_group: string;
@@ -1295,6 +1296,8 @@ export interface components {
             cache?: string | null;
             auto_suspend_minutes?: number | null;
             autoscaling?: components["schemas"]["AutoscalingInputRequest"];
+            /** @description Replaces the list. */
+            schedules?: components["schemas"]["ScheduleRequest"][];
         };
         /**
          * @description * `provisioning` - Provisioning
@@ -1302,6 +1305,7 @@ export interface components {
          *     * `resizing` - Resizing
          *     * `stopping` - Stopping
          *     * `stopped` - Stopped
+         *     * `suspended` - Suspended
          *     * `starting` - Starting
          *     * `restarting` - Restarting
          *     * `deleting` - Deleting
@@ -1309,7 +1313,7 @@ export interface components {
          *     * `failed` - Failed
          * @enum {string}
          */
-        ClusterStatusEnum: "provisioning" | "running" | "resizing" | "stopping" | "stopped" | "starting" | "restarting" | "deleting" | "deleted" | "failed";
+        ClusterStatusEnum: "provisioning" | "running" | "resizing" | "stopping" | "stopped" | "suspended" | "starting" | "restarting" | "deleting" | "deleted" | "failed";
         ComputePlane: {
             readonly id: string;
             readonly name: string;
@@ -1413,6 +1417,17 @@ export interface components {
         CoordinatorInputRequest: {
             instance_type: string;
         };
+        /**
+         * @description * `mon` - mon
+         *     * `tue` - tue
+         *     * `wed` - wed
+         *     * `thu` - thu
+         *     * `fri` - fri
+         *     * `sat` - sat
+         *     * `sun` - sun
+         * @enum {string}
+         */
+        DaysEnum: "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
         /**
          * @description * `allow` - allow
          *     * `deny` - deny
@@ -1603,6 +1618,7 @@ export interface components {
             /** Format: int64 */
             quantity: number;
             status?: components["schemas"]["MeteringRecordStatusEnum"];
+            /** Format: int64 */
             attempts?: number;
             metering_record_id?: string;
             reason?: string;
@@ -1884,6 +1900,8 @@ export interface components {
             /** @description false ends a drain; a drain starts with POST …/drain. */
             draining?: boolean;
             autoscaling?: components["schemas"]["AutoscalingInputRequest"];
+            /** @description Replaces the list. */
+            schedules?: components["schemas"]["ScheduleRequest"][];
         };
         PatchedComputePlaneUpdateRequest: {
             name?: string;
@@ -2093,6 +2111,7 @@ export interface components {
             name: string;
             rules: components["schemas"]["Rule"][];
             readonly clusters: string[];
+            /** Format: int64 */
             version?: number;
             /** Format: date-time */
             readonly created_at: string;
@@ -2116,6 +2135,13 @@ export interface components {
                 [key: string]: string | null;
             };
             from: number;
+        };
+        /** @description A window in the organisation's time zone: ``days`` and ``[start, end)`` as ``HH:MM``. */
+        ScheduleRequest: {
+            days: components["schemas"]["DaysEnum"][];
+            start: string;
+            end: string;
+            min_count: number;
         };
         ScimToken: {
             readonly id: string;
