@@ -328,3 +328,12 @@ def test_a_break_glass_owner_who_is_no_longer_owner_is_bound_like_everyone(
     owner.user.save()
     refused = client.post("/login/", {"username": owner.user.email, "password": "pw-owner-123"})
     assert "requires single sign-on" in refused.content.decode()
+
+
+def test_options_on_the_one_connection_is_an_answer_not_a_server_error(owner, discovery):
+    # Found by schemathesis: DRF's OPTIONS metadata looked the singleton up by a missing pk.
+    for _ in range(2):  # before and after a connection exists
+        response = owner.client.options(_url(owner.org))
+        assert response.status_code == 405
+        assert response["Content-Type"].startswith("application/problem+json")
+        _configure(owner, discovery)

@@ -30,6 +30,9 @@ class SsoConnectionViewSet(OrgScopedViewSet):
     queryset = SsoConnection.objects.select_related("organization")
     serializer_class = s.SsoConnectionSerializer
     required_roles = OWNER_ONLY
+    # DRF's OPTIONS metadata looks the object up by a ``pk`` this singleton URL does not have
+    # (a 500); OPTIONS answers 405 here instead. The schema describes the resource.
+    metadata_class = None
 
     def _connection(self) -> SsoConnection:
         connection: SsoConnection | None = self.get_queryset().first()
