@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from computeplane_agent import access
 from controlplane.access.models import RuleSet, RuleSetAttachment
 from controlplane.catalogs.models import CatalogAttachment
+from controlplane.catalogs.services import publish_planes
 from controlplane.clusters.models import Cluster, ClusterStatus
 from controlplane.computeplanes.models import ComputePlane
 from controlplane.core import audit
@@ -99,12 +100,9 @@ def check_fits(rules: list[access.AccessRule], clusters: list[Cluster]) -> None:
 
 
 def _publish(cluster_ids: set[str]) -> None:
-    from controlplane.clusters.desired import publish_plane
-
-    for plane in (
-        ComputePlane.objects.filter(clusters__pk__in=cluster_ids).distinct().order_by("id")
-    ):
-        publish_plane(plane)
+    publish_planes(
+        list(ComputePlane.objects.filter(clusters__pk__in=cluster_ids).distinct().order_by("id"))
+    )
 
 
 def _snapshot(rule_set: RuleSet, clusters: list[str]) -> dict[str, Any]:
